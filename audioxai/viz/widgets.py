@@ -1,0 +1,52 @@
+"""Interactive widgets for exploring the corpora in JupyterLab (they need a live kernel)."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from audioxai.data.mixing import mix_at_snr
+from audioxai.data.noise import NOISE_TYPES, make_noise
+from audioxai.data.speech import ENGLISH_VOICES, synthesize
+from audioxai.data.synthdigits import SPEAKER_VARIANTS
+from audioxai.viz.figures import audio_player, plot_alignment
+
+__all__ = ["synthesis_explorer"]
+
+
+def synthesis_explorer(text: str = "place blue at seven now", sample_rate: int = 16000) -> widgets.VBox:
+    """Type a sentence, pick accent, variant, rate, pitch, noise and SNR; see the aligned spectrogram and listen."""
+    controls = {
+        "text": widgets.Text(value=text, description="text"),
+        "voice": widgets.Dropdown(options=ENGLISH_VOICES, value="en-us", description="accent"),
+        "variant": widgets.Dropdown(options=SPEAKER_VARIANTS, value="m3", description="variant"),
+        "rate": widgets.IntSlider(value=175, min=80, max=400, step=5, description="rate (wpm)"),
+        "pitch": widgets.IntSlider(value=50, min=0, max=100, description="pitch"),
+        "noise": widgets.Dropdown(options=("none",) + tuple(NOISE_TYPES), value="none", description="noise"),
+        "snr_db": widgets.FloatSlider(value=5.0, min=-10.0, max=30.0, step=1.0, description="SNR (dB)"),
+    }
+    output = widgets.Output()
+
+    def render(_=None) -> None:
+        with output:
+            output.clear_output(wait=True)
+            c = {k: w.value for k, w in controls.items()}
+            if not any(ch.isalnum() for ch in c["text"]):
+                print("Type at least one word.")
+                return
+            utt = synthesize(c["text"], voice=c["voice"], variant=c["variant"], rate=c["rate"], pitch=c["pitch"],
+                             sample_rate=sample_rate)
+            wave = utt.waveform
+            if c["noise"] != "none":
+                wave = mix_at_snr(wave, make_noise(c["noise"], wave.numel(), sample_rate, seed=0), c["snr_db"]).mixture
+            fig = plot_alignment(wave, sample_rate, utt.words, utt.phonemes, title=f"{c['voice']}+{c['variant']}")
+            plt.show(fig)
+            display(audio_player(wave, sample_rate))
+
+    button = widgets.Button(description="synthesise", button_style="primary")
+    button.on_click(render)
+    render()
+    return widgets.VBox([widgets.HBox([controls["text"], button]),
+                         widgets.HBox([controls["voice"], controls["variant"], controls["noise"]]),
+                         widgets.HBox([controls["rate"], controls["pitch"], controls["snr_db"]]), output])
