@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from audioxai.data.audio import save_audio
 from audioxai.data.audiomnist import speaker_splits
 from audioxai.data.cache import cached_corpus
+from audioxai.data.folders import write_metadata
 from audioxai.data.speech import Segment, synthesize
 from audioxai.data.synthdigits import DIGIT_WORDS, speaker_roster
 from audioxai.errors import ConfigError
@@ -91,7 +92,7 @@ def _build(root: Path, cfg: SentenceCorpusConfig, progress: bool) -> None:
     rng = random.Random(cfg.seed)
     roster = speaker_roster(cfg.num_speakers, cfg.seed)
     split_of = {s: name for name, group in speaker_splits([v.speaker for v in roster], seed=cfg.seed).items() for s in group}
-    records, rows = [], ["filepath,split,label"]
+    records, rows = [], []
     for i in tqdm(range(cfg.num_sentences), desc="sentences", disable=not progress, leave=False):
         text = draw_sentence(rng, cfg.digit_string_fraction, cfg.min_digits, cfg.max_digits)
         spk = rng.choice(roster)
@@ -105,9 +106,9 @@ def _build(root: Path, cfg: SentenceCorpusConfig, progress: bool) -> None:
             "words": [[w.label, w.start, w.end] for w in utt.words],
             "phonemes": [[p.label, p.start, p.end] for p in utt.phonemes],
         })
-        rows.append(f"{rel},{split_of[spk.speaker]},{text}")
+        rows.append({"filepath": rel, "split": split_of[spk.speaker], "label": text, "speaker": spk.speaker})
     (root / "metadata.json").write_text(json.dumps(records))
-    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    write_metadata(rows, root / "metadata.csv")
 
 
 def sentence_corpus(config: SentenceCorpusConfig | None = None, progress: bool = True, **overrides) -> Path:

@@ -3,6 +3,7 @@ import random
 import pytest
 import soundfile as sf
 
+from audioxai.data.folders import read_metadata
 from audioxai.data.sentences import GRAMMAR, draw_sentence, load_sentence_corpus, sentence_corpus
 from audioxai.errors import ConfigError
 
@@ -27,8 +28,9 @@ def test_corpus_has_aligned_words_and_held_out_speakers(tmp_path, monkeypatch):
     for item in items:
         assert [w.label for w in item.words] == item.text.split()
         assert item.words[-1].end <= sf.info(str(item.path)).duration + 1e-3
-    header = (root / "metadata.csv").read_text().splitlines()[0]
-    assert header == "filepath,split,label"
+    rows = read_metadata(root / "metadata.csv")
+    assert [r.labels[0] for r in rows] == [i.text for i in items]
+    assert [r.split for r in rows] == [i.split for i in items]
 
 
 def test_bad_parameters_are_named():
