@@ -37,6 +37,7 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_END, _EVENT_MSG_TERMINATED, _EVENT_PHONEME = 0, 1, 5, 6, 7
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+_NOISE_SEED = 20240601
 
 #: English voices shipped with eSpeak NG, usable as accents (language variants).
 ENGLISH_VOICES: tuple[str, ...] = (
@@ -138,6 +139,10 @@ class _Engine:
         if rate <= 0:
             raise RuntimeError(f"eSpeak NG failed to initialise with data at {data_path.decode()}")
         self.sample_rate = int(rate)
+        # Initialisation seeds the engine's noise generator (breathy and whispered voices) from the
+        # clock; a fixed seed makes those voices as reproducible as the others.
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        self.lib.espeak_ng_SetRandSeed(_NOISE_SEED)
         self._chunks: list[bytes] = []
         self._events: list[tuple[int, int, int, int, str]] = []
         self._callback = _CALLBACK(self._on_synth)  # keep a reference: ctypes must not collect it

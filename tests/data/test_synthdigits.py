@@ -14,7 +14,8 @@ from audioxai.errors import ConfigError
 def tiny_root(tmp_path_factory):
     import os
 
-    os.environ["AUDIOXAI_CACHE"] = str(tmp_path_factory.mktemp("synthcache"))
+    # the same session cache that tests/data/conftest.py sets for every test
+    os.environ["AUDIOXAI_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
     return synth_digits(num_speakers=5, repetitions=2, seed=3, progress=False)
 
 
