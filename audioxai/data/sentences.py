@@ -93,13 +93,14 @@ def _build(root: Path, cfg: SentenceCorpusConfig, progress: bool) -> None:
     roster = speaker_roster(cfg.num_speakers, cfg.seed)
     split_of = {s: name for name, group in speaker_splits([v.speaker for v in roster], seed=cfg.seed).items() for s in group}
     records, rows = [], []
+    # Each utterance is scaled to a peak of 0.9 (resampled synthesis can overshoot full scale).
     for i in tqdm(range(cfg.num_sentences), desc="sentences", disable=not progress, leave=False):
         text = draw_sentence(rng, cfg.digit_string_fraction, cfg.min_digits, cfg.max_digits)
         spk = rng.choice(roster)
         rate = rng.randint(cfg.min_rate, cfg.max_rate)
         utt = synthesize(text, voice=spk.voice, variant=spk.variant, rate=rate, pitch=spk.pitch, sample_rate=cfg.sample_rate)
         rel = f"{split_of[spk.speaker]}/{i:05d}.wav"
-        save_audio(root / rel, utt.waveform, cfg.sample_rate)
+        save_audio(root / rel, utt.waveform * (0.9 / float(utt.waveform.abs().max())), cfg.sample_rate)
         records.append({
             "filepath": rel, "text": text, "split": split_of[spk.speaker], "speaker": spk.speaker,
             "voice": spk.voice, "variant": spk.variant, "rate": rate,

@@ -12,11 +12,11 @@ from audioxai.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
-    import os
-
     # the same session cache that tests/data/conftest.py sets for every test
-    os.environ["AUDIOXAI_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
-    return synth_digits(num_speakers=5, repetitions=2, seed=3, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUDIOXAI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        patch.delenv("AUDIOMNIST_ROOT", raising=False)
+        yield synth_digits(num_speakers=5, repetitions=2, seed=3, progress=False)
 
 
 def test_corpus_follows_the_audiomnist_layout(tiny_root):
