@@ -17,7 +17,7 @@ from audioxai.features.spectrogram import log_mel_spectrogram
 __all__ = ["plot_alignment", "plot_spectrogram", "plot_masks", "save_figure", "audio_player"]
 
 
-def save_figure(fig: matplotlib.figure.Figure, path: str | os.PathLike[str], dpi: int = 110) -> None:
+def save_figure(fig: matplotlib.figure.Figure, path: str | os.PathLike[str], dpi: int = 80) -> None:
     """Save ``fig`` to ``path`` atomically (format from the suffix)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=str(path).rsplit(".", 1)[-1])
