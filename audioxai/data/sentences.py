@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from audioxai.data.audio import save_audio
 from audioxai.data.audiomnist import speaker_splits
+from audioxai.config import load_config
 from audioxai.data.cache import cached_corpus
 from audioxai.data.folders import write_metadata
 from audioxai.data.speech import Segment, synthesize
@@ -114,13 +115,7 @@ def _build(root: Path, cfg: SentenceCorpusConfig, progress: bool) -> None:
 
 def sentence_corpus(config: SentenceCorpusConfig | None = None, progress: bool = True, **overrides) -> Path:
     """The cached sentence corpus folder for ``config`` (built on first use)."""
-    cfg = config or SentenceCorpusConfig()
-    if overrides:
-        unknown = set(overrides) - set(SentenceCorpusConfig.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown sentence-corpus parameter(s) {sorted(unknown)}: valid are "
-                              f"{sorted(SentenceCorpusConfig.__dataclass_fields__)}")
-        cfg = SentenceCorpusConfig(**{**asdict(cfg), **overrides})
+    cfg = load_config(SentenceCorpusConfig, asdict(config or SentenceCorpusConfig()), **overrides)
     if cfg.min_digits < 1 or cfg.max_digits < cfg.min_digits:
         raise ConfigError(f"digit-string lengths {cfg.min_digits}..{cfg.max_digits}: need 1 <= min_digits <= max_digits")
     return cached_corpus("sentences", cfg, lambda root: _build(root, cfg, progress))

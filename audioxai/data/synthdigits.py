@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from audioxai.data.audio import save_audio
+from audioxai.config import load_config
 from audioxai.data.cache import cached_corpus
 from audioxai.data.speech import ENGLISH_VOICES, list_variants, synthesize
 from audioxai.errors import ConfigError
@@ -162,11 +163,5 @@ def generate_synth_digits(root: Path, config: SynthDigitsConfig = SynthDigitsCon
 
 def synth_digits(config: SynthDigitsConfig | None = None, progress: bool = True, **overrides) -> Path:
     """The cached SynthDigits root for ``config`` (built on first use; see ``audioxai.data.cache``)."""
-    cfg = config or SynthDigitsConfig()
-    if overrides:
-        unknown = set(overrides) - set(SynthDigitsConfig.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown SynthDigits parameter(s) {sorted(unknown)}: valid are "
-                              f"{sorted(SynthDigitsConfig.__dataclass_fields__)}")
-        cfg = SynthDigitsConfig(**{**asdict(cfg), **overrides})
+    cfg = load_config(SynthDigitsConfig, asdict(config or SynthDigitsConfig()), **overrides)
     return cached_corpus("synthdigits", cfg, lambda root: generate_synth_digits(root, cfg, progress))
