@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import random
 
@@ -12,51 +13,75 @@ from audioxai.errors import ConfigError
 
 __all__ = ["resolve_device", "seed_everything", "describe_device"]
 
+_SUPPORTED = "use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when a GPU is visible, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` are checked."""
+    """Turn a device name into a usable ``torch.device``.
+
+    ``"auto"`` is CUDA when a GPU is visible, else CPU; ``"cpu"``, ``"cuda"`` and ``"cuda:1"`` are
+    checked against the machine.
+
+    Raises:
+        ConfigError: for an unknown name, or a CUDA device this machine does not have.
+    """
     if isinstance(device, torch.device):
         device = str(device)
-    if device == "auto":
+    if not isinstance(device, str):
+        raise ConfigError(f"device={device!r} should be a string or torch.device: {_SUPPORTED}")
+    if device.strip().lower() == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        resolved = torch.device(device)
+        resolved = torch.device(device.strip().lower())
     except (RuntimeError, TypeError) as err:
-        raise ConfigError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'") from err
+        raise ConfigError(f"unknown device {device!r}: {_SUPPORTED}") from err
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} asked for, but no CUDA device is visible: use 'cpu' or 'auto'")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(
+                f"device {device!r}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1})")
     elif resolved.type != "cpu":
-        raise ConfigError(f"device {device!r} is not supported: use 'auto', 'cpu' or 'cuda'")
+        raise ConfigError(f"device {device!r} is not supported: {_SUPPORTED}")
     return resolved
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA); return a CPU generator seeded with ``seed``.
+    """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device).
 
-    With ``deterministic=True`` torch also refuses nondeterministic kernels (slower on GPU). On CPU
-    the same seed already gives the same numbers.
+    Args:
+        seed: a non-negative integer.
+        deterministic: also make torch refuse (warn on) nondeterministic kernels and turn off cuDNN
+            autotuning; slower on GPU, and not needed on CPU, where one seed already repeats exactly.
+
+    Returns:
+        A fresh CPU ``torch.Generator`` seeded with ``seed``, for samplers and loaders.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"seed={seed!r}: use a non-negative integer")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
     if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for repeatable GEMMs
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
 
 
 def describe_device(device: str | torch.device = "auto") -> dict[str, str | None]:
-    """Device, GPU name, torch and CUDA versions and the CPU, for recording with results."""
+    """Device, GPU name, torch and CUDA versions, CPU and Python, for recording beside results."""
     resolved = resolve_device(device)
+    on_cuda = resolved.type == "cuda"
     return {
         "device": str(resolved),
-        "gpu": torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else None,
+        "gpu": torch.cuda.get_device_name(resolved) if on_cuda else None,
         "torch": torch.__version__,
-        "cuda": torch.version.cuda if resolved.type == "cuda" else None,
+        "cuda": torch.version.cuda if on_cuda else None,
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
     }
