@@ -20,8 +20,8 @@ from torch import nn
 
 from audioxai.errors import ConfigError
 
-__all__ = ["Explainer", "MetricSpec", "METRICS", "register_metric", "check_batch", "normalise_per_sample",
-           "pearson_per_sample", "UndefinedScoreWarning"]
+__all__ = ["Explainer", "MetricSpec", "METRICS", "register_metric", "check_batch", "check_model_targets",
+           "normalise_per_sample", "pearson_per_sample", "UndefinedScoreWarning"]
 
 Explainer = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -74,6 +74,22 @@ def check_batch(inputs: torch.Tensor, attributions: torch.Tensor | None = None, 
             raise ConfigError(f"targets must have shape ({inputs.shape[0]},), got {tuple(targets.shape)}")
         if num_classes is not None and (targets.min() < 0 or targets.max() >= num_classes):
             raise ConfigError(f"targets must lie in 0..{num_classes - 1}, got {targets.min().item()}..{targets.max().item()}")
+
+
+def check_model_targets(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> int:
+    """Raise ConfigError unless ``model`` is in eval mode, returns (batch, classes) and knows every target.
+
+    Runs the model on the first input only; returns its number of classes.
+    """
+    if model.training:
+        raise ConfigError("the model is in training mode (dropout, batch statistics): call model.eval() first")
+    with torch.no_grad():
+        out = model(inputs[:1])
+    if out.ndim != 2:
+        raise ConfigError(f"the model must return (batch, classes) scores, got shape {tuple(out.shape)}")
+    if targets.numel() and (targets.min() < 0 or targets.max() >= out.shape[1]):
+        raise ConfigError(f"targets must lie in 0..{out.shape[1] - 1}, got {targets.min().item()}..{targets.max().item()}")
+    return out.shape[1]
 
 
 def normalise_per_sample(attributions: torch.Tensor) -> torch.Tensor:

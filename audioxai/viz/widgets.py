@@ -50,3 +50,42 @@ def synthesis_explorer(text: str = "place blue at seven now", sample_rate: int =
     return widgets.VBox([widgets.HBox([controls["text"], button]),
                          widgets.HBox([controls["voice"], controls["variant"], controls["noise"]]),
                          widgets.HBox([controls["rate"], controls["pitch"], controls["snr_db"]]), output])
+
+
+def explanation_explorer(explained: dict[tuple[str, int], tuple]) -> widgets.VBox:
+    """Pick dataset, resolution, method and sample; see the input beside the method's attribution.
+
+    ``explained[(dataset, resolution)] = (data, attributions_by_method)`` as the study returns them.
+    """
+    from audioxai.viz.explanations import plot_attribution, plot_input
+
+    keys = sorted(explained)
+    datasets = sorted({d for d, _ in keys})
+    dataset = widgets.Dropdown(options=datasets, description="dataset")
+    resolution = widgets.Dropdown(description="resolution")
+    method = widgets.Dropdown(options=sorted(next(iter(explained.values()))[1]), description="method")
+    sample = widgets.IntSlider(min=0, max=0, description="sample")
+    output = widgets.Output()
+
+    def sync(_=None) -> None:
+        resolution.options = sorted(r for d, r in keys if d == dataset.value)
+        sample.max = len(explained[(dataset.value, resolution.value)][0]) - 1
+
+    def render(_=None) -> None:
+        data, attributions = explained[(dataset.value, resolution.value)]
+        with output:
+            output.clear_output(wait=True)
+            fig, axes = plt.subplots(1, 2, figsize=(7, 3.2))
+            plot_input(axes[0], data.inputs[sample.value], data.kind, data.duration, data.sample_rate,
+                       f"digit {int(data.labels[sample.value])}")
+            plot_attribution(axes[1], attributions[method.value][sample.value], data.kind, data.duration,
+                             data.sample_rate, method.value.replace("_", " "))
+            fig.tight_layout()
+            plt.show(fig)
+
+    dataset.observe(lambda change: (sync(), render()), names="value")
+    for control in (resolution, method, sample):
+        control.observe(render, names="value")
+    sync()
+    render()
+    return widgets.VBox([widgets.HBox([dataset, resolution, method]), sample, output])
