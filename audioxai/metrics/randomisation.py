@@ -250,7 +250,8 @@ def model_parameter_randomisation(model: nn.Module, inputs: torch.Tensor, target
                                   explain: Explainer, *, order: str = "top_down",
                                   similarity: str | Similarity = "spearman", seed: int = 42,
                                   layers: list[str] | None = None, attributions: torch.Tensor | None = None,
-                                  normalise: bool = True, abs: bool = True) -> dict[str, torch.Tensor]:
+                                  normalise: bool = True, abs: bool = True,
+                                  constant_randomised: float | None = None) -> dict[str, torch.Tensor]:
     """Cascading Model Parameter Randomisation Test (Adebayo et al., 2018): similarity per randomised layer.
 
     Args:
@@ -260,6 +261,11 @@ def model_parameter_randomisation(model: nn.Module, inputs: torch.Tensor, target
         attributions: explanations of the unmodified model; default None computes them.
         normalise: divide each sample's maps by their max |value| first (default True).
         abs: compare |attributions| (default True, as Quantus's MPRT).
+        constant_randomised: the similarity given when the randomised model's explanation is constant
+            (e.g. Grad-CAM all zero once the top layer is random) while the reference is not. Default
+            None leaves it undefined (NaN, as Quantus and scipy do); 0.0 says "no shared ranking",
+            which keeps a method whose maps are wiped out from being judged on its other layers only.
+            A sample whose reference explanation is itself constant is always NaN.
 
     Returns:
         ``{layer_name: (B,) float64 similarity}`` in randomisation order, on the CPU; lower is better.
@@ -270,24 +276,43 @@ def model_parameter_randomisation(model: nn.Module, inputs: torch.Tensor, target
     targets = targets.to(inputs.device).long()
     attributions = _explain(explain, model, inputs, targets) if attributions is None else attributions.to(inputs.device)
     reference = _flat(attributions, abs, normalise)
+    reference_constant = _is_constant(reference).cpu()
     if similarity == "spearman":  # rank the reference once rather than once per layer
         reference = _average_ranks(reference)
         sim = lambda ranks, b: pearson_per_sample(ranks, _average_ranks(b), name="Spearman correlation")  # noqa: E731
     scores = {}
-    for name, randomised in randomised_models(model, order=order, seed=seed, layers=layers):
-        scores[name] = sim(reference, _flat(_explain(explain, randomised, inputs, targets), abs, normalise)).cpu()
+    with warnings.catch_warnings():  # one summary warning rather than one per layer
+        warnings.simplefilter("ignore", UndefinedScoreWarning)
+        for name, randomised in randomised_models(model, order=order, seed=seed, layers=layers):
+            maps = _flat(_explain(explain, randomised, inputs, targets), abs, normalise)
+            score = sim(reference, maps).cpu()
+            if constant_randomised is not None:
+                wiped = _is_constant(maps).cpu() & ~reference_constant
+                score = score.masked_fill(wiped, float(constant_randomised))
+            scores[name] = score
+    undefined = {name: int(v.isnan().sum()) for name, v in scores.items() if v.isnan().any()}
+    if undefined:
+        warnings.warn(f"model parameter randomisation: similarity undefined (an explanation or the reference is "
+                      f"constant, e.g. all zero) and set to NaN for {undefined} (layer: samples)",
+                      UndefinedScoreWarning, stacklevel=2)
     return scores
+
+
+def _is_constant(flat: torch.Tensor) -> torch.Tensor:
+    return flat.amax(dim=1) == flat.amin(dim=1)
 
 
 def randomisation_score(result: dict[str, torch.Tensor]) -> torch.Tensor:
     """Each sample's mean similarity over the randomised layers of a ``model_parameter_randomisation`` result.
 
     Only randomised layers count: Quantus's ``return_average_correlation`` also averages in the
-    unrandomised model's similarity (about 1), pulling every score up.
+    unrandomised model's similarity (about 1), pulling every score up. Layers where the similarity is
+    undefined (NaN: a constant explanation after randomisation) are left out of a sample's mean; a
+    sample is NaN only when it is undefined at every layer.
     """
     if not result:
         raise ConfigError("randomisation_score needs at least one randomised layer")
-    return torch.stack(list(result.values())).mean(dim=0)
+    return torch.stack(list(result.values())).nanmean(dim=0)
 
 
 @register_metric("model_parameter_randomisation", category="randomisation", higher_is_better=False)

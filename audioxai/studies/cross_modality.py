@@ -24,15 +24,15 @@ from audioxai.explain.gradients import get_explainer
 from audioxai.metrics import (METRICS, attribution_mass_inside, avg_sensitivity, faithfulness_correlation,
                               model_parameter_randomisation, random_logit, randomisation_score, sparseness)
 from audioxai.metrics.aggregate import bootstrap_ci
-from audioxai.models.checkpoints import save_checkpoint
-from audioxai.models.cnn import DigitCNN
+from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
+from audioxai.models.cnn import DigitCNN, first_pool_for
 from audioxai.models.training import TrainConfig, evaluate, fit
 from audioxai.runtime import resolve_device, seed_everything
 from audioxai.studies.data import AUDIO_SAMPLE_RATE, ModalityData, audio_data, image_data
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CrossModalityConfig", "TrainedModel", "load_study_data", "train_models", "explain_and_score",
+__all__ = ["CrossModalityConfig", "TrainedModel", "load_study_data", "train_models", "load_trained_cnn", "explain_and_score",
            "summarise", "METHODS", "METRIC_NAMES"]
 
 METHODS = ("saliency", "integrated_gradients", "guided_gradcam")
@@ -122,16 +122,31 @@ def train_models(data, cfg: CrossModalityConfig, checkpoint_dir: Path, progress:
             train = splits["train"]
             if cfg.max_train_samples is not None and len(train) > cfg.max_train_samples:
                 train = explained_subset(train, cfg.max_train_samples, cfg.seed)
-            model = DigitCNN(input_mean=float(train.inputs.mean()), input_std=float(train.inputs.std()))
+            model = DigitCNN(input_mean=float(train.inputs.mean()), input_std=float(train.inputs.std()),
+                             first_pool=first_pool_for(resolution))
             fit(model, _loader(train, cfg.batch_size, True, cfg.seed), _loader(splits["val"], 256, False, 0),
                 train_cfg, device, progress=progress)
             accuracy = evaluate(model, _loader(splits["test"], 256, False, 0), device)["accuracy"]
             path = save_checkpoint(Path(checkpoint_dir) / f"{dataset}_{DigitCNN.architecture}_{resolution}.pt", model,
                                    {"dataset": dataset, "resolution": resolution, "test_accuracy": accuracy,
+                                    "first_pool": model.first_pool,
                                     "config": asdict(cfg)})
             logger.info("%s at %d: test accuracy %.4f", dataset, resolution, accuracy)
             trained.append(TrainedModel(dataset, resolution, model.eval(), accuracy, splits["test"], path))
     return trained
+
+
+def load_trained_cnn(path: str | os.PathLike[str], device: str = "cpu") -> DigitCNN:
+    """Rebuild a study checkpoint (``{dataset}_cnn_{resolution}.pt``) as an eval-mode ``DigitCNN``.
+
+    The pooling factor and standardisation come from the file (weights only, read with
+    ``weights_only=True``); the model is ready for ``get_explainer(...)`` and the metrics.
+    """
+    state, meta = load_checkpoint(path, map_location=device)
+    first_pool = int(meta.get("first_pool", first_pool_for(int(meta.get("resolution", 28)))))
+    model = DigitCNN(first_pool=first_pool)
+    load_checkpoint(path, model, map_location=device)
+    return model.to(device).eval()
 
 
 def explained_subset(test: ModalityData, num: int, seed: int) -> ModalityData:
@@ -171,7 +186,7 @@ def explain_and_score(tm: TrainedModel, cfg: CrossModalityConfig) -> tuple[pd.Da
             "sparseness": sparseness(attr),
             "random_logit": random_logit(model, x, y, explain, num_classes=10, attributions=attr, generator=gen()),
             "randomisation": randomisation_score(model_parameter_randomisation(
-                model, x, y, explain, attributions=attr, seed=cfg.seed)),
+                model, x, y, explain, attributions=attr, seed=cfg.seed, constant_randomised=0.0)),
         }
         if data.truth is not None:
             scores["localisation"] = attribution_mass_inside(attr, data.truth.to(device))

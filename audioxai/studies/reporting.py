@@ -22,7 +22,29 @@ from audioxai.metrics.aggregate import rank_methods
 from audioxai.viz.explanations import plot_attribution, plot_input, plot_ranking_heatmap
 from audioxai.viz.figures import save_figure
 
-__all__ = ["write_visualizations", "write_metric_csvs", "write_summaries", "format_interval", "metric_disagreement"]
+__all__ = ["write_visualizations", "write_metric_csvs", "write_summaries", "format_interval", "metric_disagreement",
+           "resolution_trend"]
+
+
+def resolution_trend(means, lows, highs) -> str:
+    """How a score moves from the lowest to the highest resolution, judged with the 95% intervals.
+
+    "rises" or "falls" when the means move monotonically and the intervals at the two ends do not
+    overlap; "flat" when the end intervals overlap; "mixed" when the end intervals are apart but the
+    means go up and down on the way; "n/a" when a mean is undefined.
+    """
+    means, lows, highs = (np.asarray(v, dtype=float) for v in (means, lows, highs))
+    if len(means) < 2 or np.isnan(means).any():
+        return "n/a"
+    apart = lows[-1] > highs[0] or highs[-1] < lows[0]
+    if not apart:
+        return "flat"
+    steps = np.diff(means)
+    if (steps > 0).all():
+        return "rises"
+    if (steps < 0).all():
+        return "falls"
+    return "mixed"
 
 
 def write_visualizations(out: Path, dataset: str, resolution: int, data, attributions: dict[str, torch.Tensor],
@@ -124,12 +146,14 @@ def write_summaries(out: Path, summary: pd.DataFrame, accuracies: pd.DataFrame, 
     for (dataset, method, metric), group in summary.groupby(["dataset", "method", "metric"]):
         group = group.sort_values("resolution")
         values = group["mean"].to_numpy()
-        trend = "n/a" if np.isnan(values).any() else ("rises" if values[-1] > values[0] else "falls")
+        trend = resolution_trend(values, group["ci_low"].to_numpy(), group["ci_high"].to_numpy())
         res_rows.append((dataset, method, metric, *[f"{v:.3f}" for v in values], trend))
     resolutions = max(len(g) for _, g in summary.groupby(["dataset", "method", "metric"]))
     columns = ["dataset", "method", "metric", *[f"resolution {i + 1}" for i in range(resolutions)], "low to high"]
     resolution_md = ["# Resolution summary", "", "Mean score at each resolution, lowest first (images 28, 64, 128; "
-                     "spectrograms 32, 64, 128 mel bands and frames), and whether it rises or falls with resolution.",
+                     "spectrograms 32, 64, 128 mel bands and frames). Low to high: rises or falls when the means move "
+                     "one way and the 95% intervals at the two ends do not overlap, flat when they overlap, mixed "
+                     "when the ends differ but the means go up and down.",
                      "", _markdown_table(pd.DataFrame(res_rows, columns=columns[: len(res_rows[0])]))]
     paths = {"cross": folder / "cross_modality_summary.md", "resolution": folder / "resolution_summary.md",
              "heatmap": folder / "method_ranking.png"}

@@ -289,3 +289,30 @@ def test_cuda_gives_the_cpu_weights_and_scores(batch) -> None:
     assert all(torch.allclose(cpu[k], gpu[k], atol=1e-5) for k in cpu)
     for (_, g), (_, c) in zip(randomised_models(gpu_model), randomised_models(model)):
         assert all(torch.equal(v.cpu(), c.state_dict()[k]) for k, v in g.state_dict().items())
+
+
+def test_randomisation_score_skips_undefined_layers_and_is_nan_only_when_all_are():
+    result = {"a": torch.tensor([0.2, float("nan"), float("nan")], dtype=torch.float64),
+              "b": torch.tensor([0.4, 0.6, float("nan")], dtype=torch.float64)}
+    score = randomisation_score(result)
+    assert torch.allclose(score[:2], torch.tensor([0.3, 0.6], dtype=torch.float64)) and score[2].isnan()
+
+
+def test_a_wiped_out_explanation_is_nan_by_default_and_the_given_value_on_request():
+    model = tiny_cnn()
+    x = torch.rand(3, 1, 12, 12)
+    x[2] = 0.5  # the reference map of sample 2 is constant: never testable
+    y = torch.tensor([0, 1, 2])
+
+    def explain(m, inputs, targets):  # the original model explains with its input, any randomised one with zeros
+        return inputs.clone() if m is model else torch.zeros_like(inputs)
+
+    with pytest.warns(UndefinedScoreWarning, match="set to NaN"):
+        default = model_parameter_randomisation(model, x, y, explain)
+    assert all(v.isnan().all() for v in default.values())
+    with pytest.warns(UndefinedScoreWarning):
+        zero = model_parameter_randomisation(model, x, y, explain, constant_randomised=0.0)
+    for v in zero.values():
+        assert torch.equal(v[:2], torch.zeros(2, dtype=torch.float64)) and v[2].isnan()
+    score = randomisation_score(zero)
+    assert score[:2].eq(0).all() and score[2].isnan()
