@@ -14,7 +14,7 @@ passes the metric cannot avoid, in the batch sizes it uses.
 | random_logit              | SSIM, 10 classes                   | 1 Saliency call on the batch            |
 | model_parameter_rand.     | cascading, Spearman, all 9 layers  | 9 Saliency calls on the batch           |
 
-Data: log-mel spectrograms (1 x 64 x 64, dB) of coloured noise, an untrained ``DigitCNN`` (the
+Data: log-mel spectrograms (1 x 64 x 64, dB) of coloured noise, an untrained ``DigitCNN`` at 64 (the
 chapter's architecture: 4 conv + 4 batch-norm + 1 linear layer), targets = its predictions,
 Saliency attributions. Each timing is the best of ``--repeats`` (default 3) interleaved rounds after
 one warm-up on 4 samples, with ``--threads`` CPU threads (default 1: on a shared machine more
@@ -43,9 +43,10 @@ from audioxai.metrics.complexity import sparseness
 from audioxai.metrics.faithfulness import faithfulness_correlation
 from audioxai.metrics.randomisation import model_parameter_randomisation, random_logit, randomisable_layers
 from audioxai.metrics.robustness import avg_sensitivity
-from audioxai.models.cnn import DigitCNN
+from audioxai.models.cnn import DigitCNN, first_pool_for
 
 NUM_CLASSES, NUM_RUNS, SUBSET_SIZE, NUM_SAMPLES, RADIUS = 10, 100, 224, 20, 0.2
+SIZE = 64  # spectrograms of SIZE mel bands x SIZE frames
 FORWARD_BATCH = 256  # faithfulness_correlation's and avg_sensitivity's default batch_size
 
 
@@ -155,7 +156,8 @@ def main() -> None:
     n = args.samples or (256 if device == "cuda" else 32)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = DigitCNN(num_classes=NUM_CLASSES, input_mean=-40.0, input_std=20.0).to(device).eval()
+    model = DigitCNN(num_classes=NUM_CLASSES, input_mean=-40.0, input_std=20.0,
+                     first_pool=first_pool_for(SIZE)).to(device).eval()
     x = spectrograms(n, device)
     with torch.no_grad():
         y = model(x).argmax(dim=1)

@@ -42,3 +42,14 @@ def test_baselines_and_names_are_checked():
         resolve_baseline(x, "max")
     with pytest.raises(ConfigError, match="unknown explainer 'lime'"):
         get_explainer("lime")
+
+
+def test_integrated_gradients_in_memory_bounded_chunks_equals_one_pass(model):
+    from audioxai.explain.gradients import ig_internal_batch_size
+    x, y = torch.rand(6, 1, 16, 16), torch.arange(6) % 4
+    assert ig_internal_batch_size(x, 10) == 60  # small inputs: the whole path at once
+    assert ig_internal_batch_size(torch.rand(256, 1, 128, 128), 50) == 512  # 12,800 rows would not fit
+    assert ig_internal_batch_size(x, 10, max_elements=1) == 10  # never fewer rows than steps
+    whole = integrated_gradients(model, x, y, n_steps=10, internal_batch_size=60)
+    chunked = integrated_gradients(model, x, y, n_steps=10, internal_batch_size=7)
+    assert torch.allclose(whole, chunked, atol=1e-6, rtol=1e-5)
