@@ -1,4 +1,4 @@
-"""Sparseness: Quantus 0.6.0's Gini index, normalised per sample, NaN for empty explanations."""
+"""Sparseness and complexity: Quantus 0.6.0's Gini index and entropy, per sample, NaN for empty explanations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from captum.attr import IntegratedGradients, Saliency
 from torch import nn
 
 from audioxai.errors import ConfigError
-from audioxai.metrics import METRICS, UndefinedScoreWarning, sparseness
+from audioxai.metrics import METRICS, UndefinedScoreWarning, complexity_entropy, sparseness
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
 
@@ -84,3 +84,66 @@ def test_bad_input_raises_config_error(bad: torch.Tensor) -> None:
 def test_registered_as_complexity_higher_is_better() -> None:
     spec = METRICS["sparseness"]
     assert spec.fn is sparseness and spec.category == "complexity" and spec.higher_is_better
+
+
+@pytest.fixture(scope="module")
+def explanations(batch) -> dict[str, torch.Tensor]:
+    model, x, y = batch
+    return {"saliency": Saliency(model).attribute(x, target=y).detach(),
+            "integrated_gradients": IntegratedGradients(model).attribute(x, target=y).detach()}
+
+
+def quantus_complexity(attributions: np.ndarray, **kw) -> np.ndarray:
+    metric = quantus.Complexity(return_aggregate=False, disable_warnings=True, display_progressbar=False, **kw)
+    return np.asarray(metric(model=None, x_batch=np.zeros_like(attributions), y_batch=np.zeros(len(attributions)),
+                             a_batch=attributions.copy()))
+
+
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients"])
+@pytest.mark.parametrize("normalise", [True, False])
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.float64, 1e-9)])
+def test_complexity_equals_quantus_on_the_whole_batch(explanations, method: str, normalise: bool, dtype, atol) -> None:
+    """Fair settings: Quantus's default abs=True (signed maps would give log of negatives, NaN).
+
+    Quantus's batch-max normalisation (normalise=True) cancels in |a| / sum |a|, so a whole batch
+    compares, unlike sparseness; its ln(p + 1e-12) moves the entropy by at most n x 1e-12 = 1.4e-10.
+    Quantus computes in the attributions' dtype (float32 rounding: ~1e-6), we in float64.
+    """
+    attr = explanations[method].to(dtype)
+    theirs = quantus_complexity(attr.numpy(), normalise=normalise)
+    np.testing.assert_allclose(complexity_entropy(attr).numpy(), theirs, rtol=0, atol=atol)
+
+
+def test_complexity_of_uniform_is_ln_n_of_one_hot_is_zero_and_scale_free() -> None:
+    n = 144
+    one_hot, uniform = torch.zeros(1, 1, 12, 12), torch.full((1, 1, 12, 12), -3.0)
+    one_hot[0, 0, 2, 7] = 5.0
+    half = torch.zeros(1, 1, 12, 12)
+    half[0, 0, 0, :2] = torch.tensor([1.0, -3.0])                     # p = (1/4, 3/4)
+    scores = complexity_entropy(torch.cat([one_hot, uniform, half]))
+    expected = [0.0, np.log(n), -(0.25 * np.log(0.25) + 0.75 * np.log(0.75))]
+    torch.testing.assert_close(scores, torch.tensor(expected, dtype=torch.float64))
+    attr = torch.randn(4, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(complexity_entropy(attr), complexity_entropy(attr * 1e-3))
+
+
+def test_complexity_of_all_zero_explanation_is_nan_with_warning_as_quantus_gives_nan() -> None:
+    attr = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    attr[1] = 0
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(quantus_complexity(attr.numpy())[1])
+    with pytest.warns(UndefinedScoreWarning, match="complexity is undefined"):
+        scores = complexity_entropy(attr)
+    assert torch.isnan(scores[1]) and torch.isfinite(scores[[0, 2]]).all()
+
+
+@pytest.mark.parametrize("bad, match", [(torch.rand(5), "batched tensor"),
+                                        (torch.full((2, 1, 3, 3), float("nan")), "NaN or infinite")])
+def test_complexity_bad_input_raises_config_error(bad: torch.Tensor, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        complexity_entropy(bad)
+
+
+def test_complexity_registered_as_complexity_lower_is_better() -> None:
+    spec = METRICS["complexity"]
+    assert spec.fn is complexity_entropy and spec.category == "complexity" and not spec.higher_is_better

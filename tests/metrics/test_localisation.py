@@ -1,4 +1,4 @@
-"""Localisation: positive attribution mass inside ground-truth masks, and the masks themselves."""
+"""Localisation: positive attribution mass inside ground-truth masks, the masks themselves, mask AUC and IoU."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import pytest
 import quantus
 import torch
 from captum.attr import Saliency
+from sklearn.metrics import jaccard_score, roc_auc_score
 from torch import nn
 
 from audioxai.errors import ConfigError
 from audioxai.features.spectrogram import frame_times
-from audioxai.metrics import METRICS, UndefinedScoreWarning, attribution_mass_inside, ink_mask, time_span_mask
+from audioxai.metrics import (METRICS, UndefinedScoreWarning, attribution_mass_inside, ink_mask, mask_auc, mask_iou,
+                              time_span_mask)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
 
@@ -106,3 +108,95 @@ def test_bad_input_raises_config_error(case: str) -> None:
 def test_registered_as_localisation_higher_is_better() -> None:
     spec = METRICS["localisation_mass"]
     assert spec.fn is attribution_mass_inside and spec.category == "localisation" and spec.higher_is_better
+
+
+def soft_masks_and_truths(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(8, 1, 6, 10) sigmoid masks, half of them quantised to 5 levels (many ties), and correlated truths."""
+    gen = torch.Generator().manual_seed(seed)
+    truth = torch.rand(8, 1, 6, 10, generator=gen) < 0.3
+    logits = 1.5 * truth.float() + torch.randn(8, 1, 6, 10, generator=gen)
+    mask = logits.sigmoid()
+    mask[::2] = (mask[::2] * 4).round() / 4
+    return mask, truth
+
+
+def test_mask_auc_equals_sklearn_per_sample_with_ties() -> None:
+    mask, truth = soft_masks_and_truths()
+    theirs = [roc_auc_score(t.flatten().numpy(), m.flatten().double().numpy()) for m, t in zip(mask, truth)]
+    ours = mask_auc(mask, truth)
+    assert ours.dtype == torch.float64 and ours.shape == (8,)
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=1e-10)
+    assert len(mask[0].unique()) <= 5                                 # the tied samples are tied
+
+
+def test_mask_auc_hand_cases_perfect_reversed_constant_and_any_real_scores() -> None:
+    truth = torch.tensor([[True, True, False, False]] * 4)
+    mask = torch.tensor([[0.9, 0.8, 0.1, 0.2], [0.1, 0.2, 0.9, 0.8], [0.5] * 4, [-3.0, 7.0, -5.0, 7.0]])
+    # last: positives -3 and 7 against negatives -5 and 7: -3 > -5, -3 < 7, 7 > -5, 7 = 7 (half): 2.5 of 4 pairs
+    torch.testing.assert_close(mask_auc(mask, truth), torch.tensor([1.0, 0.0, 0.5, 2.5 / 4], dtype=torch.float64))
+
+
+def test_mask_auc_is_nan_with_warning_for_all_true_or_all_false_truth() -> None:
+    mask, truth = soft_masks_and_truths()
+    truth[1], truth[4] = True, False
+    with pytest.warns(UndefinedScoreWarning, match="mask AUC is undefined"):
+        scores = mask_auc(mask, truth)
+    assert torch.isnan(scores[[1, 4]]).all() and torch.isfinite(scores[[0, 2, 3, 5, 6, 7]]).all()
+
+
+def test_mask_iou_hand_computed_and_threshold_inclusive() -> None:
+    truth = torch.tensor([[True, True, False, False], [True, False, False, False]])
+    mask = torch.tensor([[0.9, 0.2, 0.5, 0.1], [0.7, 0.6, 0.3, 0.0]])
+    # sample 0: kept {0, 2} (0.5 counts), truth {0, 1}: 1 / 3; sample 1: kept {0, 1}, truth {0}: 1 / 2
+    torch.testing.assert_close(mask_iou(mask, truth), torch.tensor([1 / 3, 1 / 2], dtype=torch.float64))
+    torch.testing.assert_close(mask_iou(mask, truth, threshold=0.8), torch.tensor([1 / 2, 0.0], dtype=torch.float64))
+
+
+def test_mask_iou_equals_sklearn_jaccard_per_sample() -> None:
+    mask, truth = soft_masks_and_truths(seed=1)
+    theirs = [jaccard_score(t.flatten().numpy(), (m >= 0.5).flatten().numpy()) for m, t in zip(mask, truth)]
+    np.testing.assert_allclose(mask_iou(mask, truth).numpy(), theirs, rtol=0, atol=1e-12)
+
+
+def test_mask_iou_is_nan_with_warning_for_an_empty_union() -> None:
+    truth = torch.tensor([[False, False], [True, False]])
+    mask = torch.tensor([[0.1, 0.2], [0.9, 0.1]])
+    with pytest.warns(UndefinedScoreWarning, match="mask IoU is undefined"):
+        scores = mask_iou(mask, truth)
+    assert torch.isnan(scores[0]) and scores[1].item() == 1.0
+
+
+@pytest.mark.parametrize("case, match", [
+    ("float_truth", "truth must be a bool tensor"),
+    ("shape", "does not match mask"),
+    ("nan", r"mask of sample\(s\) \[1\] contains NaN"),
+    ("unbatched", "batched real tensor"),
+    ("bool_mask", "batched real tensor"),
+])
+@pytest.mark.parametrize("metric", [mask_auc, mask_iou])
+def test_mask_metrics_bad_input_raises_config_error(metric, case: str, match: str) -> None:
+    mask, truth = torch.rand(2, 1, 4, 4), torch.rand(2, 1, 4, 4) > 0.5
+    if case == "float_truth":
+        truth = truth.float()
+    elif case == "shape":
+        truth = truth[..., :3]
+    elif case == "nan":
+        mask[1, 0, 2, 2] = float("nan")
+    elif case == "unbatched":
+        mask, truth = mask[0, 0, 0], truth[0, 0, 0]
+    elif case == "bool_mask":
+        mask = mask > 0.5
+    with pytest.raises(ConfigError, match=match):
+        metric(mask, truth)
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), "0.5", None])
+def test_mask_iou_refuses_a_threshold_that_is_not_a_finite_number(threshold) -> None:
+    with pytest.raises(ConfigError, match="threshold must be a finite number"):
+        mask_iou(torch.rand(2, 4), torch.rand(2, 4) > 0.5, threshold=threshold)
+
+
+@pytest.mark.parametrize("name, fn", [("mask_auc", mask_auc), ("mask_iou", mask_iou)])
+def test_mask_metrics_registered_as_localisation_higher_is_better(name: str, fn) -> None:
+    spec = METRICS[name]
+    assert spec.fn is fn and spec.category == "localisation" and spec.higher_is_better
