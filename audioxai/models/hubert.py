@@ -42,7 +42,10 @@ class HubertClassifierConfig:
     Attributes:
         hidden_size, num_layers, num_heads, intermediate_size: the transformer.
         conv_channels: width of each of the seven feature-encoder convolutions (HuBERT: 512); the
-            strides (5, 2, 2, 2, 2, 2, 2) are HuBERT's, so one frame is 20 ms at 16 kHz.
+            strides (5, 2, 2, 2, 2, 2, 2) are HuBERT's, so one frame is 20 ms at 16 kHz. Normalisation
+            is HuBERT Base's (group norm in the first convolution, post-norm transformer): trained from
+            scratch on a few hundred noisy clips it learns several times faster than HuBERT Large's
+            layer-norm variant (val. accuracy 0.39 vs 0.19 after 8 epochs in our trial).
         num_classes: outputs of the head.
         dropout: in the transformer and before the head.
         sample_rate, num_samples: the input the classifier is trained on (1 s at 16 kHz).
@@ -62,8 +65,8 @@ class HubertClassifierConfig:
         return HubertConfig(
             hidden_size=self.hidden_size, num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
             intermediate_size=self.intermediate_size, conv_dim=(self.conv_channels,) * 7,
-            conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2), feat_extract_norm="layer",
-            do_stable_layer_norm=True, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
+            conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2), feat_extract_norm="group",
+            do_stable_layer_norm=False, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
             hidden_dropout=self.dropout, attention_dropout=self.dropout, activation_dropout=self.dropout,
             feat_proj_dropout=self.dropout, layerdrop=0.0, apply_spec_augment=False)
 

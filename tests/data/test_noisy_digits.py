@@ -59,3 +59,22 @@ def test_noise_banks_are_cached_on_disk_and_differ_between_seeds(split, tmp_path
     assert not torch.equal(module.noise_bank("pink", 2.0, 16000, seed=8), first)
     with pytest.raises(ConfigError, match="unknown noise kind 'jet'"):
         module.noise_bank("jet")
+
+
+def test_the_remixing_loader_draws_new_noise_every_epoch_reproducibly(split):
+    from audioxai.data.noisy_digits import RemixingLoader
+    data = noisy_digits(split, ("white", "pink"), seed=2, limit=10, bank_seconds=2.0)
+    make = lambda: RemixingLoader(data.clean, data.labels, ("white", "pink"), seed=2, batch_size=4,  # noqa: E731
+                                  bank_seconds=2.0)
+    a, b = make(), make()
+    first, second = list(a), list(a)
+    assert len(a) == 3 and [len(y) for _, y in first] == [4, 4, 2]
+    assert not torch.equal(first[0][0], second[0][0])  # a new epoch, new noise and order
+    again = list(b)
+    assert all(torch.equal(x, y) for (x, _), (y, _) in zip(first, again))
+    labels = torch.cat([y for _, y in first])
+    assert sorted(labels.tolist()) == sorted(data.labels.tolist())
+    x, _ = first[0]
+    assert torch.allclose(x.abs().amax(dim=1), torch.full((4,), 0.9), atol=1e-6)
+    with pytest.raises(ConfigError, match="one label per row"):
+        RemixingLoader(data.clean, data.labels[:3])
