@@ -42,6 +42,9 @@ class TrainConfig:
         grad_clip: maximum gradient norm, or None for no clipping.
         seed: ``fit`` seeds Python, NumPy and torch with it, so shuffling and dropout repeat; seed
             before building the model too (``seed_everything(config.seed)``) for repeatable weights.
+        lr_schedule: "constant", or "onecycle" (PyTorch's OneCycleLR peaking at ``lr`` after 15% of
+            the steps, then cosine annealing; the loader must have a length). Transformers trained
+            from scratch need the warm-up.
     """
 
     num_epochs: int = 20
@@ -53,8 +56,11 @@ class TrainConfig:
     monitor: str = "val_loss"
     grad_clip: float | None = None
     seed: int = 0
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "onecycle"):
+            raise ConfigError(f"lr_schedule={self.lr_schedule!r}: use 'constant' or 'onecycle'")
         if self.monitor not in ("val_loss", "val_acc"):
             raise ConfigError(f"monitor={self.monitor!r}: use 'val_loss' or 'val_acc'")
         for name in ("num_epochs", "batch_size", "patience"):
@@ -100,7 +106,7 @@ def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _run_epoch(model: nn.Module, loader: Iterable, device: torch.device, loss_fn: LossFn, metric_fn: MetricFn,
                optimizer: torch.optim.Optimizer | None = None, grad_clip: float | None = None,
-               desc: str = "eval", progress: bool = False) -> tuple[float, float]:
+               desc: str = "eval", progress: bool = False, scheduler=None) -> tuple[float, float]:
     """One pass over ``loader``; trains when ``optimizer`` is given. Returns sample-weighted (loss, metric) means."""
     model.train(optimizer is not None)
     total_loss, total_metric, count = 0.0, 0.0, 0
@@ -115,6 +121,8 @@ def _run_epoch(model: nn.Module, loader: Iterable, device: torch.device, loss_fn
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
         n = len(targets)
         total_loss += float(loss.detach()) * n
         total_metric += float(metric_fn(logits.detach(), targets)) * n
@@ -178,12 +186,19 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable, config: 
     model.to(device)
     loss_fn, metric_fn = loss_fn or nn.CrossEntropyLoss(), metric_fn or accuracy
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = None
+    if config.lr_schedule == "onecycle":
+        try:
+            steps = config.num_epochs * len(train_loader)  # type: ignore[arg-type]
+        except TypeError as err:
+            raise ConfigError("lr_schedule='onecycle' needs a train loader with a length") from err
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.15)
     history, sign = TrainHistory(), (1.0 if config.monitor == "val_loss" else -1.0)
     best_score, best_state, waited = math.inf, {}, 0  # epoch 0 always sets best_state (num_epochs >= 1)
     epochs = tqdm(range(config.num_epochs), desc="epochs", disable=not progress, leave=False)
     for epoch in epochs:
         train_loss, _ = _run_epoch(model, train_loader, device, loss_fn, metric_fn, optimizer, config.grad_clip,
-                                   f"epoch {epoch + 1}", progress)
+                                   f"epoch {epoch + 1}", progress, scheduler)
         val_loss, val_acc = _run_epoch(model, val_loader, device, loss_fn, metric_fn, desc="val")
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)

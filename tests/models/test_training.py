@@ -130,3 +130,24 @@ def test_train_config_loads_from_yaml_and_bad_values_are_named(tmp_path):
                          ({"lr": -1.0}, "lr=-1.0"), ({"grad_clip": 0.0}, "grad_clip")]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig(**bad)
+
+
+def test_onecycle_schedule_warms_up_and_anneals_the_learning_rate():
+    seen = []
+
+    class Spy(torch.optim.lr_scheduler.OneCycleLR):
+        def step(self, *a, **k):
+            super().step(*a, **k)
+            seen.append(self.optimizer.param_groups[0]["lr"])
+
+    original = torch.optim.lr_scheduler.OneCycleLR
+    torch.optim.lr_scheduler.OneCycleLR = Spy
+    try:
+        model, history, val = _train(num_epochs=4, lr_schedule="onecycle", patience=10)
+    finally:
+        torch.optim.lr_scheduler.OneCycleLR = original
+    peak = max(seen)
+    assert abs(peak - 0.05) < 1e-3 and seen[0] < peak / 5 and seen[-1] < peak / 100
+    assert evaluate(model, val)["accuracy"] > 0.9
+    with pytest.raises(ConfigError, match="lr_schedule='cosine'"):
+        TrainConfig(lr_schedule="cosine")
