@@ -1,4 +1,10 @@
-"""Scoring masks of a waveform classifier (chapter 2): faithfulness, complexity and ground truth.
+"""The L-MAC study (chapter 2): data, the classifier, the interpreter, baselines and their scores.
+
+Pipeline: ``load_study_data`` mixes SynthDigits (or AudioMNIST) at 16 kHz with the training noises
+(train, validation, in-domain test) and with a noise the classifier never hears (out-of-domain
+test); ``train_classifier`` trains a ``HubertClassifier`` with noise remixed every epoch and saves
+``hubert_classifier.pt``; ``train_interpreter`` trains L-MAC on the frozen classifier;
+``explain_all`` gives every method's masks; ``score_masks`` scores them.
 
 ``score_masks`` takes the masks any method produced in L-MAC's domain (L-MAC's own or a gradient
 baseline's from ``audioxai.explain.mask_baselines``) and returns one row per sample with:
@@ -14,9 +20,24 @@ baseline's from ``audioxai.explain.mask_baselines``) and returns one row per sam
 
 from __future__ import annotations
 
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from audioxai.config import load_config
+from audioxai.data.audiomnist import AudioMNIST, audiomnist_root
+from audioxai.data.noisy_digits import NoisyDigits, RemixingLoader, noisy_digits
+from audioxai.explain.lmac import LMACHistory, load_lmac_config, train_lmac
+from audioxai.explain.mask_baselines import MASK_METHODS, attribution_masks
+from audioxai.models.checkpoints import save_checkpoint
+from audioxai.models.hubert import HubertClassifier, HubertClassifierConfig
+from audioxai.models.training import TrainConfig, TrainHistory, evaluate, fit
+from audioxai.runtime import resolve_device, seed_everything
 
 from audioxai.data.mixing import ideal_binary_mask
 from audioxai.errors import ConfigError
@@ -24,7 +45,128 @@ from audioxai.explain.lmac import LMAC, temporal_ideal_binary_mask
 from audioxai.metrics import (average_drop, average_gain, average_increase, complexity_entropy, faithfulness_on_spectra,
                               input_fidelity, mask_auc, mask_iou, si_sdr, sparseness)
 
-__all__ = ["MASK_SCORES", "truth_masks", "score_masks"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["MASK_SCORES", "METHODS", "LMACStudyConfig", "make_config", "load_study_data", "train_classifier",
+           "train_interpreter", "explain_all", "truth_masks", "score_masks"]
+
+METHODS = ("lmac", *MASK_METHODS)
+
+
+@dataclass(frozen=True)
+class LMACStudyConfig:
+    """Every knob of the chapter; the notebook's parameters map onto these.
+
+    Attributes:
+        num_speakers, repetitions: SynthDigits size (ignored with AUDIOMNIST_ROOT).
+        noise_types, ood_noise_types: training noises; a noise the classifier never hears.
+        snr_low, snr_high: SNR range in dB, drawn uniformly per clip.
+        hidden_size, num_layers, conv_channels: the in-book HuBERT-architecture encoder.
+        classifier_epochs, classifier_lr, batch_size, patience, max_train_samples: its training
+            (one-cycle schedule, noise remixed every epoch).
+        mask_domain, lmac_epochs, finetune_epochs, lmac_channels: L-MAC (other settings from configs/lmac.yaml).
+        num_explained: test clips explained per condition.
+        ig_steps, num_samples: Integrated Gradients steps; SmoothGrad and GradientSHAP samples.
+        bank_seconds: length of each noise recording clips are cut from.
+        seed, device: reproducibility and placement.
+    """
+
+    num_speakers: int = 60
+    repetitions: int = 20
+    noise_types: tuple[str, ...] = ("babble", "music", "white")
+    ood_noise_types: tuple[str, ...] = ("traffic",)
+    snr_low: float = -5.0
+    snr_high: float = 10.0
+    hidden_size: int = 96
+    num_layers: int = 4
+    conv_channels: int = 64
+    classifier_epochs: int = 40
+    classifier_lr: float = 2e-3
+    batch_size: int = 32
+    patience: int = 10
+    max_train_samples: int | None = None
+    mask_domain: str = "stft"
+    lmac_epochs: int = 20
+    finetune_epochs: int = 5
+    lmac_channels: int = 24
+    num_explained: int = 256
+    ig_steps: int = 50
+    num_samples: int = 8
+    bank_seconds: float = 60.0
+    seed: int = 0
+    device: str = "auto"
+
+
+def make_config(**params) -> LMACStudyConfig:
+    """``LMACStudyConfig`` from notebook parameters (lists become tuples; unknown names are refused)."""
+    return load_config(LMACStudyConfig, {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+
+
+def load_study_data(cfg: LMACStudyConfig) -> dict[str, NoisyDigits]:
+    """``train``, ``val``, ``test`` in the training noises and ``test_ood`` in the unseen one, at 16 kHz.
+
+    Each split has its own seed, so train and test never share noise; the two test sets hold the
+    same clean clips.
+    """
+    root = audiomnist_root(num_speakers=cfg.num_speakers, repetitions=cfg.repetitions, seed=cfg.seed)
+    splits = {s: AudioMNIST(root, split=s, sample_rate=16000, duration=1.0, seed=cfg.seed) for s in ("train", "val", "test")}
+    snr = (cfg.snr_low, cfg.snr_high)
+    data = {s: noisy_digits(d, cfg.noise_types, snr, seed=cfg.seed * 10 + i, bank_seconds=cfg.bank_seconds,
+                            limit=cfg.max_train_samples if s == "train" else None)
+            for i, (s, d) in enumerate(splits.items())}
+    data["test_ood"] = noisy_digits(splits["test"], cfg.ood_noise_types, snr, seed=cfg.seed * 10 + 3,
+                                    bank_seconds=cfg.bank_seconds)
+    return data
+
+
+def train_classifier(data: dict[str, NoisyDigits], cfg: LMACStudyConfig,
+                     checkpoint_dir: Path) -> tuple[HubertClassifier, TrainHistory, dict[str, float]]:
+    """Train the HuBERT-architecture classifier; save ``hubert_classifier.pt``; accuracy per test condition."""
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    model = HubertClassifier(HubertClassifierConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                                                    conv_channels=cfg.conv_channels))
+    train = RemixingLoader(data["train"].clean, data["train"].labels, cfg.noise_types, (cfg.snr_low, cfg.snr_high),
+                           seed=cfg.seed * 10, batch_size=cfg.batch_size, bank_seconds=cfg.bank_seconds)
+    loader = lambda d: DataLoader(TensorDataset(d.mixture, d.labels), batch_size=64)  # noqa: E731
+    history = fit(model, train, loader(data["val"]),
+                  TrainConfig(num_epochs=cfg.classifier_epochs, lr=cfg.classifier_lr, batch_size=cfg.batch_size,
+                              patience=cfg.patience, monitor="val_acc", seed=cfg.seed, lr_schedule="onecycle",
+                              weight_decay=0.01), device, progress=False)
+    accuracy = {c: evaluate(model, loader(data[c]), device)["accuracy"] for c in ("test", "test_ood")}
+    save_checkpoint(Path(checkpoint_dir) / "hubert_classifier.pt", model,
+                    {**model.describe(), "accuracy": accuracy, "config": asdict(cfg)})
+    logger.info("classifier accuracy %s", accuracy)
+    return model.eval(), history, accuracy
+
+
+def train_interpreter(classifier: HubertClassifier, data: dict[str, NoisyDigits], cfg: LMACStudyConfig):
+    """L-MAC on the frozen classifier (settings from configs/lmac.yaml, the study's overrides on top)."""
+    from audioxai.explain.lmac import LMAC
+
+    lmac_cfg = load_lmac_config(mask_domain=cfg.mask_domain, num_epochs=cfg.lmac_epochs,
+                                finetune_epochs=cfg.finetune_epochs, channels=cfg.lmac_channels,
+                                batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device)
+    lmac = LMAC(classifier, lmac_cfg)
+    train, val = data["train"], data["val"]
+    history: LMACHistory = train_lmac(lmac, (train.mixture, train.clean, train.noise), (val.mixture,))
+    return lmac.eval(), history
+
+
+def explain_all(lmac, waveform: torch.Tensor, cfg: LMACStudyConfig, batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """Masks of every method in ``METHODS`` for ``waveform``, in L-MAC's domain, on the CPU."""
+    device = resolve_device(cfg.device)
+    lmac.to(device)
+    masks: dict[str, list[torch.Tensor]] = {m: [] for m in METHODS}
+    for i in range(0, len(waveform), batch_size):
+        x = waveform[i:i + batch_size].to(device)
+        masks["lmac"].append(lmac.explain(x)["mask"].cpu())
+        for method in MASK_METHODS:
+            masks[method].append(attribution_masks(lmac.classifier, x, method, lmac.config.mask_domain,
+                                                   n_fft=lmac.config.n_fft, hop_length=lmac.config.hop_length,
+                                                   ig_steps=cfg.ig_steps, num_samples=cfg.num_samples,
+                                                   seed=cfg.seed + i).cpu())
+    return {m: torch.cat(v) for m, v in masks.items()}
 
 MASK_SCORES = ("AI", "AD", "AG", "FF", "fid_in", "sparseness", "complexity", "span_auc", "span_iou", "gt_auc",
                "gt_iou", "si_sdr")
@@ -63,6 +205,8 @@ def score_masks(lmac: LMAC, waveform: torch.Tensor, masks: torch.Tensor, clean: 
         raise ConfigError(f"masks, clean and noise must match the waveforms' batch: {tuple(masks.shape)}, "
                           f"{tuple(clean.shape)}, {tuple(noise.shape)} vs {tuple(waveform.shape)}")
     classifier = lmac.classifier
+    device = next(lmac.decoder.parameters()).device
+    waveform, masks, clean, noise = (t.to(device) for t in (waveform, masks, clean, noise))
     with torch.no_grad():
         x_in = torch.cat([lmac.apply_mask(waveform[i:i + batch_size], masks[i:i + batch_size])
                           for i in range(0, len(waveform), batch_size)])

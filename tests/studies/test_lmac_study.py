@@ -1,0 +1,53 @@
+"""The chapter 2 pipeline end to end on a tiny corpus and a tiny encoder."""
+
+import pytest
+import torch
+
+from audioxai.errors import ConfigError
+from audioxai.studies import lmac as study
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUDIOXAI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        patch.delenv("AUDIOMNIST_ROOT", raising=False)
+        cfg = study.make_config(num_speakers=5, repetitions=2, hidden_size=32, num_layers=2, conv_channels=16,
+                                classifier_epochs=2, lmac_epochs=1, finetune_epochs=1, lmac_channels=4,
+                                num_explained=3, ig_steps=2, num_samples=2, bank_seconds=2.0, device="cpu")
+        data = study.load_study_data(cfg)
+        ckpt = tmp_path_factory.mktemp("ckpt")
+        classifier, history, accuracy = study.train_classifier(data, cfg, ckpt)
+        lmac, lmac_history = study.train_interpreter(classifier, data, cfg)
+        masks = study.explain_all(lmac, data["test"].mixture[:3], cfg)
+    return cfg, data, ckpt, accuracy, lmac, lmac_history, masks
+
+
+def test_splits_hold_noisy_digits_and_the_ood_noise_is_unseen(run):
+    cfg, data, *_ = run
+    assert set(data) == {"train", "val", "test", "test_ood"}
+    assert set(data["train"].noise_type) <= set(cfg.noise_types)
+    assert set(data["test_ood"].noise_type) == {"traffic"}
+    assert torch.equal(data["test"].labels, data["test_ood"].labels)
+
+
+def test_classifier_checkpoint_and_accuracies(run):
+    _, _, ckpt, accuracy, lmac, lmac_history, _ = run
+    assert (ckpt / "hubert_classifier.pt").is_file()
+    assert set(accuracy) == {"test", "test_ood"} and all(0 <= a <= 1 for a in accuracy.values())
+    assert lmac_history.stage == ["lmac", "finetune"]
+
+
+def test_every_method_gives_masks_that_score(run):
+    _, data, _, _, lmac, _, masks = run
+    assert list(masks) == list(study.METHODS)
+    shape = masks["lmac"].shape
+    assert all(m.shape == shape for m in masks.values()) and shape[0] == 3
+    test = data["test"].subset([0, 1, 2])
+    table = study.score_masks(lmac, test.mixture, masks["gradcam"], test.clean, test.noise, test.word_span)
+    assert len(table) == 3 and table["gt_auc"].between(0, 1).all()
+
+
+def test_unknown_parameters_are_refused():
+    with pytest.raises(ConfigError, match="lmac_epoch.*lmac_epochs"):
+        study.make_config(lmac_epoch=3)
