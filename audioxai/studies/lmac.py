@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from audioxai.config import load_config
 from audioxai.data.audiomnist import AudioMNIST, audiomnist_root
 from audioxai.data.noisy_digits import NoisyDigits, RemixingLoader, noisy_digits
+from audioxai.data.phonemes import mean_per_phoneme
 from audioxai.explain.lmac import LMACHistory, load_lmac_config, train_lmac
 from audioxai.explain.mask_baselines import MASK_METHODS, attribution_masks
 from audioxai.models.checkpoints import save_checkpoint
@@ -48,7 +49,7 @@ from audioxai.metrics import (average_drop, average_gain, average_increase, comp
 logger = logging.getLogger(__name__)
 
 __all__ = ["MASK_SCORES", "METHODS", "LMACStudyConfig", "make_config", "load_study_data", "train_classifier",
-           "train_interpreter", "explain_all", "truth_masks", "score_masks"]
+           "train_interpreter", "explain_all", "truth_masks", "score_masks", "phoneme_table"]
 
 METHODS = ("lmac", *MASK_METHODS)
 
@@ -227,3 +228,19 @@ def score_masks(lmac: LMAC, waveform: torch.Tensor, masks: torch.Tensor, clean: 
         "si_sdr": si_sdr(x_in, clean),
     }
     return pd.DataFrame({k: v.detach().double().cpu().numpy() for k, v in scores.items()})
+
+
+def phoneme_table(masks: dict[str, torch.Tensor], data: NoisyDigits) -> pd.DataFrame:
+    """Mean mask value on each phoneme of each explained clip: columns method, sample, digit, phoneme, class, mean.
+
+    A time-frequency mask is first averaged over frequency; ``data`` holds the explained clips in
+    the masks' order (SynthDigits' phoneme alignments; empty for real recordings).
+    """
+    duration = data.mixture.shape[-1] / data.sample_rate
+    rows = []
+    for method, mask in masks.items():
+        profiles = mask.mean(dim=1) if mask.ndim == 3 else mask
+        for i, phonemes in enumerate(data.phonemes[: len(profiles)]):
+            for label, kind, value in mean_per_phoneme(profiles[i], phonemes, duration):
+                rows.append((method, i, int(data.labels[i]), label, kind, value))
+    return pd.DataFrame(rows, columns=["method", "sample", "digit", "phoneme", "class", "mean"])

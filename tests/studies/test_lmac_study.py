@@ -51,3 +51,14 @@ def test_every_method_gives_masks_that_score(run):
 def test_unknown_parameters_are_refused():
     with pytest.raises(ConfigError, match="lmac_epoch.*lmac_epochs"):
         study.make_config(lmac_epoch=3)
+
+
+def test_phoneme_table_covers_every_phoneme_of_every_clip(run):
+    _, data, _, _, _, _, masks = run
+    test = data["test"].subset([0, 1, 2])
+    table = study.phoneme_table(masks, test)
+    per_method = sum(len(p) for p in test.phonemes)
+    assert len(table) == per_method * len(study.METHODS)
+    assert table["mean"].between(0, 1).all() and set(table["class"]) <= {"vowel", "plosive", "fricative", "nasal",
+                                                                        "approximant", "other"}
+    assert "vowel" in set(table["class"])
