@@ -1,0 +1,50 @@
+"""What chapter 2's quick run must show: a classifier above chance, every method scored, audio written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile as sf
+import yaml
+
+from audioxai.studies.lmac import METHODS
+
+pytestmark = pytest.mark.notebooks
+STEM = "02_lmac"
+
+
+@pytest.fixture(scope="module")
+def chapter(quick_run):
+    out = quick_run.results_root / STEM
+    if not (out / "metrics.json").is_file():
+        pytest.fail(f"{STEM} wrote no metrics.json:\n{quick_run.output[-3000:]}")
+    params = yaml.safe_load((quick_run.results_root.parents[1] / "configs" / "profiles.yaml").read_text())["quick"][STEM]
+    return out, json.loads((out / "metrics.json").read_text()), params
+
+
+def test_the_classifier_learns_above_chance_and_the_decoder_stays_small(chapter):
+    _, metrics, _ = chapter
+    assert metrics["classifier_accuracy"] > 0.2  # 10 classes; the quick profile trains for seconds
+    assert 0 < metrics["decoder_param_ratio"] <= 0.10
+
+
+def test_every_method_has_every_score_in_range(chapter):
+    _, metrics, _ = chapter
+    for method in METHODS:
+        s = metrics[method]
+        assert set(s) == {"AI", "AD", "AG", "FF", "fid_in", "sparseness", "complexity", "gt_auc", "gt_iou"}, method
+        assert 0 <= s["AI"] <= 100 and 0 <= s["AD"] <= 100 and 0 <= s["AG"] <= 100, (method, s)
+        assert -1 <= s["FF"] <= 1 and 0 <= s["fid_in"] <= 1 and 0 <= s["sparseness"] <= 1, (method, s)
+        assert 0 <= s["gt_auc"] <= 1 and 0 <= s["gt_iou"] <= 1 and s["complexity"] > 0, (method, s)
+
+
+def test_explanation_audio_tables_and_figures_are_written(chapter):
+    out, _, params = chapter
+    wavs = sorted((out / "audio").glob("*.wav"))
+    assert len(wavs) == params["num_listened"] * (2 + len(METHODS))
+    info = sf.info(str(out / "audio" / "test_0_lmac.wav"))
+    assert info.samplerate == 16000 and info.frames == 16000
+    for name in ("scores_summary.csv", "scores_per_sample.csv", "phoneme_classes.csv", "training_curves.png",
+                 "masks_over_phonemes.png"):
+        assert (out / name).is_file(), name
