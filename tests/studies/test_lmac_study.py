@@ -62,3 +62,21 @@ def test_phoneme_table_covers_every_phoneme_of_every_clip(run):
     assert table["mean"].between(0, 1).all() and set(table["class"]) <= {"vowel", "plosive", "fricative", "nasal",
                                                                         "approximant", "other"}
     assert "vowel" in set(table["class"])
+
+
+def test_lmac_explains_a_spectrogram_cnn_too(run, tmp_path):
+    from audioxai.explain.lmac import LMAC, LMACConfig, train_lmac
+    cfg, data, *_ = run
+    cnn, accuracy = study.train_cnn_classifier(data, cfg, tmp_path)
+    assert (tmp_path / "cnn_classifier.pt").is_file() and 0 <= accuracy <= 1
+    low = study.at_rate(data["train"], 8000)
+    assert low.mixture.shape[1] == 8000 and low.word_span == data["train"].word_span
+    lmac = LMAC(cnn, LMACConfig(channels=4, n_fft=256, hop_length=64, num_epochs=1, device="cpu"))
+    train_lmac(lmac, (low.mixture,), (low.mixture[:4],))
+    assert lmac(low.mixture[:2]).shape == (2, 129, 126)
+
+
+def test_cnn_comparison_scores_lmac_and_baselines(run, tmp_path):
+    cfg, data, *_ = run
+    table, accuracy = study.cnn_comparison(data, cfg, tmp_path, methods=("saliency",), channels=4)
+    assert list(table.index) == ["lmac", "saliency"] and "gt_auc" in table.columns and 0 <= accuracy <= 1
