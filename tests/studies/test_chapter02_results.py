@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
@@ -42,9 +43,22 @@ def test_every_method_has_every_score_in_range(chapter):
 def test_explanation_audio_tables_and_figures_are_written(chapter):
     out, _, params = chapter
     wavs = sorted((out / "audio").glob("*.wav"))
-    assert len(wavs) == params["num_listened"] * (2 + len(METHODS))
+    assert len(wavs) == params["num_listened"] * (2 + len(METHODS)) + 1  # + the waveform-domain L-MAC's
     info = sf.info(str(out / "audio" / "test_0_lmac.wav"))
     assert info.samplerate == 16000 and info.frames == 16000
     for name in ("scores_summary.csv", "scores_per_sample.csv", "phoneme_classes.csv", "training_curves.png",
-                 "masks_over_phonemes.png"):
+                 "masks_over_phonemes.png", "waveform_scores_summary.csv", "waveform_scores_per_sample.csv"):
         assert (out / name).is_file(), name
+
+
+def test_the_waveform_domain_is_scored_for_every_method(chapter):
+    out, metrics, params = chapter
+    assert set(metrics["waveform"]) == set(METHODS)
+    assert 0 < metrics["waveform_decoder_param_ratio"] < metrics["decoder_param_ratio"]
+    for method, s in metrics["waveform"].items():
+        assert 0 <= s["AI"] <= 100 and 0 <= s["gt_auc"] <= 1 and -60 < s["si_sdr"] < 60, (method, s)
+    assert metrics["lmac_si_sdr"] == metrics["waveform"]["lmac"]["si_sdr"]
+    # the per-sample table agrees with the metrics
+    table = pd.read_csv(out / "waveform_scores_per_sample.csv")
+    assert len(table) == params["num_explained"] * len(METHODS)
+    assert table[table["method"] == "lmac"]["si_sdr"].mean() == pytest.approx(metrics["lmac_si_sdr"], rel=1e-9)

@@ -80,3 +80,16 @@ def test_cnn_comparison_scores_lmac_and_baselines(run, tmp_path):
     cfg, data, *_ = run
     table, accuracy = study.cnn_comparison(data, cfg, tmp_path, methods=("saliency",), channels=4)
     assert list(table.index) == ["lmac", "saliency"] and "gt_auc" in table.columns and 0 <= accuracy <= 1
+
+
+def test_waveform_domain_comparison_scores_temporal_masks(run):
+    cfg, data, _, _, lmac, _, _ = run
+    table, masks, wave_lmac, history = study.domain_comparison(lmac.classifier, data, cfg)
+    assert wave_lmac.config.mask_domain == "waveform" and history.stage == ["lmac", "finetune"]
+    n = min(cfg.num_explained, len(data["test"]))
+    assert all(m.shape == (n, data["test"].mixture.shape[-1]) for m in masks.values())
+    assert sorted(table["method"].unique()) == sorted(study.METHODS) and len(table) == n * len(study.METHODS)
+    # x * m against the clean digit: finite for every method
+    assert table["si_sdr"].notna().all() and table["gt_auc"].between(0, 1).all()
+    # the stft interpreter it came from is untouched
+    assert lmac.config.mask_domain == "stft"
