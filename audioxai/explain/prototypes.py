@@ -1,0 +1,372 @@
+"""Representation-based prototype explanations of a frozen spoofing detector (stage 2 of chapter 3).
+
+Stage 1 is a trained detector, frozen. Stage 2 trains only an explanation module on the detector's
+frame embeddings h(t) (the SSL encoder's last hidden state): an importance network giving
+w(t) in [0, 1] per 20 ms frame, and two class prototypes p_bonafide and p_spoof. The detector's score
+never enters the loss; only the embeddings and the utterance labels do.
+
+With e(t) = h(t) / |h(t)| and p_c normalised, the frame-level contrastive loss for class c is
+
+    l_t(c) = -log( exp(e(t).p_c / tau) / sum_k exp(e(t).p_k / tau) ),
+
+and the stage-2 objective, averaged over valid frames and utterances, is
+
+    L = mean_t [ w(t) l_t(y) + (1 - w(t)) l_t(bonafide) ]           (importance-weighted contrastive)
+        + lambda_bonafide_reg * mean_t w(t)        on bona fide utterances
+        + lambda_sparsity * mean_t w(t)            on spoof utterances
+        + lambda_temporal_smooth * mean_t |w(t) - w(t-1)|
+        + lambda_mil * (1 - mean of the top ``mil_fraction`` of w(t))   on spoof utterances.
+
+The first term is the design note's sum_t w(t) l_t plus its complement: the frames the network marks
+unimportant must be explained by the bona fide prototype. Without the complement, w = 0 everywhere
+minimises sum_t w(t) l_t (the note's "importance all 0" failure). With it, the loss is linear in
+each w(t) with slope l_t(y) - l_t(bonafide): on a spoof utterance a frame nearer the spoof prototype
+pulls its w up and a frame nearer the bona fide prototype pulls it down, so neither all-zero nor
+all-one is a minimum unless every frame sits on one side. On a bona fide utterance the first term
+does not depend on w, and the regulariser drives w low and uniform, which is what the note expects
+of bona fide speech.
+
+That alone still lets w sink to zero when the embeddings carry little evidence (the slopes are then
+near zero and the regularisers win; we saw it with an undertrained detector). The last term is the
+multiple-instance assumption PartialSpoof's labels imply: a spoof utterance holds at least some
+spoofed frames, so the most important tenth of its frames should have w near 1. With it, all-zero
+importance costs ``lambda_mil`` on every spoof utterance, all-one costs the bona fide regulariser
+and the complement term, and an uninformative encoder yields intermediate w rather than a collapse.
+The share of frames with 0.05 < w < 0.95 (``nondegenerate_share``) is reported.
+
+Prototype modes (``PrototypeManager``):
+
+- ``ema`` (default): started from the first batch's class means (spoof frames unweighted), then after each step
+  p_c <- m p_c + (1 - m) mean_c with momentum m = ``ema_momentum`` (0.99), where mean_bonafide is the
+  mean embedding of bona fide frames and mean_spoof the importance-weighted mean of spoof
+  utterances' frames (weights detached): the spoof prototype follows the frames the network finds
+  important. No gradient reaches the prototypes.
+- ``fixed`` (ablation): the global means of each class's frames over the training set (utterance
+  labels only), computed once and never changed.
+- ``learnable`` (fallback): parameters initialised from the global means, trained by backprop through
+  the contrastive term.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audioxai.config import load_config
+from audioxai.errors import ConfigError
+from audioxai.runtime import resolve_device, seed_everything
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PROTOTYPE_MODES", "Stage2ModelConfig", "Stage2TrainConfig", "Stage2Config", "load_stage2_config",
+           "ImportanceNetwork", "PrototypeManager", "PrototypeExplainer", "Stage2History", "stage2_loss",
+           "train_stage2", "nondegenerate_share", "detector_embeddings"]
+
+PROTOTYPE_MODES = ("ema", "fixed", "learnable")
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "xai_stage2.yaml"
+BONAFIDE, SPOOF = 0, 1
+
+
+@dataclass
+class Stage2ModelConfig:
+    """The XAI module and its loss (the design note's keys and defaults).
+
+    Attributes:
+        name: run name. pretrained_checkpoint: the frozen detector's file, relative to the
+            checkpoint folder. prototype_mode: ``ema``, ``fixed`` or ``learnable``.
+        importance_hidden_dim: width of the importance network. ema_momentum: m of the EMA update.
+        temperature: tau of the contrastive loss. lambda_bonafide_reg, lambda_temporal_smooth,
+            lambda_sparsity: regulariser weights (see the module docstring).
+        lambda_mil, mil_fraction: weight of the multiple-instance term and the share of a spoof
+            utterance's frames whose mean importance it pushes towards 1 (our addition; see above).
+        context_frames: kernel size of the importance network's temporal convolutions (odd).
+    """
+
+    name: str = "xai_stage2"
+    pretrained_checkpoint: str = "avg_5_best.pth"
+    prototype_mode: str = "ema"
+    importance_hidden_dim: int = 256
+    ema_momentum: float = 0.99
+    temperature: float = 0.07
+    lambda_bonafide_reg: float = 0.1
+    lambda_temporal_smooth: float = 0.1
+    lambda_sparsity: float = 0.01
+    lambda_mil: float = 0.5
+    mil_fraction: float = 0.1
+    context_frames: int = 3
+
+
+@dataclass
+class Stage2TrainConfig:
+    """Training of the XAI module: AdamW at ``lr``; the epoch with the lowest validation loss is kept."""
+
+    lr: float = 1e-3
+    num_epochs: int = 30
+    batch_size: int = 32
+    patience: int = 8
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class Stage2Config:
+    model: Stage2ModelConfig = field(default_factory=Stage2ModelConfig)
+    training: Stage2TrainConfig = field(default_factory=Stage2TrainConfig)
+
+
+def load_stage2_config(path: str | os.PathLike[str] | None = DEFAULT_CONFIG, **overrides) -> Stage2Config:
+    """``configs/xai_stage2.yaml`` (sections ``model`` and ``training``) with overrides such as
+    ``model={"prototype_mode": "fixed"}``; unknown keys and wrong types are refused by name."""
+    cfg = load_config(Stage2Config, path, **overrides)
+    m = cfg.model
+    if m.prototype_mode not in PROTOTYPE_MODES:
+        raise ConfigError(f"model.prototype_mode {m.prototype_mode!r}: choose one of {', '.join(PROTOTYPE_MODES)}")
+    if not (0.0 <= m.ema_momentum < 1.0):
+        raise ConfigError(f"model.ema_momentum must be in [0, 1), got {m.ema_momentum}")
+    if m.temperature <= 0:
+        raise ConfigError(f"model.temperature must be positive, got {m.temperature}")
+    if not (0.0 < m.mil_fraction <= 1.0):
+        raise ConfigError(f"model.mil_fraction must be in (0, 1], got {m.mil_fraction}")
+    if m.context_frames < 1 or m.context_frames % 2 == 0:
+        raise ConfigError(f"model.context_frames must be odd and positive, got {m.context_frames}")
+    return cfg
+
+
+class ImportanceNetwork(nn.Module):
+    """h(t) -> w(t) in [0, 1]: layer norm, two temporal convolutions (``context_frames`` wide), a sigmoid."""
+
+    def __init__(self, dim: int, hidden: int = 256, context_frames: int = 3) -> None:
+        super().__init__()
+        pad = context_frames // 2
+        self.norm = nn.LayerNorm(dim)
+        self.conv1 = nn.Conv1d(dim, hidden, context_frames, padding=pad)
+        self.conv2 = nn.Conv1d(hidden, hidden, context_frames, padding=pad)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        x = self.norm(embeddings).transpose(1, 2)
+        x = F.gelu(self.conv2(F.gelu(self.conv1(x)))).transpose(1, 2)
+        return torch.sigmoid(self.out(x)).squeeze(-1)
+
+
+class PrototypeManager(nn.Module):
+    """Bona fide and spoof prototypes in one of ``PROTOTYPE_MODES`` (see the module docstring)."""
+
+    def __init__(self, dim: int, mode: str = "ema", momentum: float = 0.99) -> None:
+        super().__init__()
+        if mode not in PROTOTYPE_MODES:
+            raise ConfigError(f"prototype mode {mode!r}: choose one of {', '.join(PROTOTYPE_MODES)}")
+        self.mode, self.momentum = mode, momentum
+        init = torch.zeros(2, dim)
+        if mode == "learnable":
+            self.prototypes = nn.Parameter(init)
+        else:
+            self.register_buffer("prototypes", init)
+        self.register_buffer("initialised", torch.tensor(False))
+
+    def initialise(self, class_means: torch.Tensor) -> None:
+        """Global class means (``fixed`` and ``learnable``); ``ema`` starts from its first batch instead."""
+        if self.mode != "ema":
+            with torch.no_grad():
+                self.prototypes.copy_(class_means)
+            self.initialised.fill_(True)
+
+    def logits(self, embeddings: torch.Tensor, temperature: float) -> torch.Tensor:
+        """``cos(h(t), p_c) / tau`` for both classes: (B, F, 2)."""
+        return F.normalize(embeddings, dim=-1) @ F.normalize(self.prototypes, dim=-1).T / temperature
+
+    @torch.no_grad()
+    def update(self, embeddings: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+               valid: torch.Tensor) -> None:
+        """EMA step (``ema`` only): bona fide frames' mean; spoof utterances' importance-weighted mean."""
+        if self.mode != "ema":
+            return
+        e = F.normalize(embeddings, dim=-1)
+        bona = valid & (labels[:, None] == BONAFIDE)
+        spoof = (valid & (labels[:, None] == SPOOF)).to(e.dtype) * weights.detach()
+        new = self.prototypes.clone()
+        if bona.any():
+            new[BONAFIDE] = e[bona].mean(dim=0)
+        if spoof.sum() > 0:
+            new[SPOOF] = (e * spoof[..., None]).sum(dim=(0, 1)) / spoof.sum()
+        if not bool(self.initialised):
+            if bona.any() and spoof.sum() > 0:
+                self.prototypes.copy_(new)
+                self.initialised.fill_(True)
+            return
+        self.prototypes.mul_(self.momentum).add_((1 - self.momentum) * new)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp_min(1)
+
+
+def stage2_loss(weights: torch.Tensor, proto_logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
+                cfg: Stage2ModelConfig) -> dict[str, torch.Tensor]:
+    """The stage-2 objective (module docstring) from importance ``weights`` (B, F), prototype logits
+    (B, F, 2), utterance ``labels`` (B,) and ``valid`` frames (B, F); returns each term and ``total``.
+
+    Nothing of the detector's classifier enters: only embeddings (through the logits) and labels.
+    """
+    log_p = proto_logits.log_softmax(dim=-1)
+    l_true = -log_p.gather(-1, labels.view(-1, 1, 1).expand(-1, log_p.shape[1], 1)).squeeze(-1)
+    l_bona = -log_p[..., BONAFIDE]
+    contrastive = _masked_mean(weights * l_true + (1 - weights) * l_bona, valid)
+    is_bona = labels[:, None] == BONAFIDE
+    bona_reg = _masked_mean(weights, valid & is_bona)
+    sparsity = _masked_mean(weights, valid & ~is_bona)
+    both = valid[:, 1:] & valid[:, :-1]
+    smooth = _masked_mean((weights[:, 1:] - weights[:, :-1]).abs(), both)
+    k = max(1, int(round(cfg.mil_fraction * weights.shape[1])))
+    top = weights.masked_fill(~valid, 0.0).topk(k, dim=1).values.mean(dim=1)
+    spoof_utt = labels != BONAFIDE
+    mil = (1 - top[spoof_utt]).mean() if spoof_utt.any() else weights.new_zeros(())
+    total = (contrastive + cfg.lambda_bonafide_reg * bona_reg + cfg.lambda_sparsity * sparsity
+             + cfg.lambda_temporal_smooth * smooth + cfg.lambda_mil * mil)
+    return {"total": total, "contrastive": contrastive, "bonafide_reg": bona_reg, "sparsity": sparsity,
+            "temporal_smooth": smooth, "mil": mil}
+
+
+def nondegenerate_share(weights: torch.Tensor, valid: torch.Tensor | None = None, low: float = 0.05,
+                        high: float = 0.95) -> float:
+    """Share of (valid) frames whose importance lies strictly between ``low`` and ``high``."""
+    inside = (weights > low) & (weights < high)
+    if valid is not None:
+        return float(inside[valid].double().mean())
+    return float(inside.double().mean())
+
+
+@torch.no_grad()
+def detector_embeddings(detector: nn.Module, waveform: torch.Tensor, batch_size: int = 32,
+                        device: str | torch.device = "cpu") -> torch.Tensor:
+    """The frozen detector's frame embeddings (N, F, D) on the CPU, computed in eval mode without gradients."""
+    detector.eval()
+    out = [detector.embeddings(waveform[i:i + batch_size].to(device)).cpu()
+           for i in range(0, len(waveform), batch_size)]
+    return torch.cat(out)
+
+
+class PrototypeExplainer(nn.Module):
+    """Importance network + prototypes on a frozen detector's embeddings; the stage-2 explanation module."""
+
+    def __init__(self, dim: int, cfg: Stage2ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.importance_net = ImportanceNetwork(dim, cfg.importance_hidden_dim, cfg.context_frames)
+        self.prototypes = PrototypeManager(dim, cfg.prototype_mode, cfg.ema_momentum)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Frame importance w(t), (B, F)."""
+        return self.importance_net(embeddings)
+
+    def similarity(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of each frame to each prototype, (B, F, 2) (bona fide, spoof)."""
+        return self.prototypes.logits(embeddings, 1.0)
+
+    @torch.no_grad()
+    def explain(self, detector: nn.Module, waveform: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+        """w(t) for raw audio: the frozen detector's embeddings, then the importance network; (N, F) on the CPU."""
+        device = next(self.parameters()).device
+        emb = detector_embeddings(detector, waveform, batch_size, device)
+        self.eval()
+        return torch.cat([self(emb[i:i + batch_size].to(device)).cpu() for i in range(0, len(emb), batch_size)])
+
+
+@dataclass
+class Stage2History:
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_nondegenerate: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def _class_means(emb: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    e = F.normalize(emb, dim=-1)
+    means = []
+    for c in (BONAFIDE, SPOOF):
+        sel = valid & (labels[:, None] == c)
+        if not sel.any():
+            raise ConfigError(f"the training set has no {'bona fide' if c == BONAFIDE else 'spoof'} utterance; "
+                              "stage 2 needs both classes")
+        means.append(e[sel].mean(dim=0))
+    return torch.stack(means)
+
+
+def train_stage2(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 cfg: Stage2Config) -> tuple[PrototypeExplainer, Stage2History]:
+    """Train the XAI module on precomputed frozen embeddings.
+
+    Args:
+        train, val: ``(embeddings (N, F, D), utterance labels (N,), valid frames (N, F) bool)``, from
+            ``detector_embeddings`` (the detector itself never enters, so it cannot change).
+        cfg: ``load_stage2_config()`` with any overrides.
+
+    Returns:
+        The explainer with the weights of the epoch with the lowest validation loss, and the history.
+    """
+    m, t = cfg.model, cfg.training
+    if train[0].ndim != 3 or train[0].shape[:2] != train[2].shape or len(train[1]) != len(train[0]):
+        raise ConfigError("train must be (embeddings (N, F, D), labels (N,), valid (N, F))")
+    seed_everything(t.seed)
+    device = resolve_device(t.device)
+    explainer = PrototypeExplainer(train[0].shape[-1], m).to(device)
+    explainer.prototypes.initialise(_class_means(*train).to(device))
+    opt = torch.optim.AdamW(explainer.parameters(), lr=t.lr)
+    gen = torch.Generator().manual_seed(t.seed)
+    history, best, best_state, waited = Stage2History(), float("inf"), None, 0
+    for epoch in range(t.num_epochs):
+        explainer.train()
+        order, losses = torch.randperm(len(train[0]), generator=gen), []
+        for i in range(0, len(order), t.batch_size):
+            idx = order[i:i + t.batch_size]
+            emb, labels, valid = (x[idx].to(device) for x in train)
+            if not bool(explainer.prototypes.initialised):  # ema: start from the first batch's class means
+                explainer.prototypes.update(emb, labels, torch.ones(valid.shape, device=device), valid)
+            w = explainer(emb)
+            loss = stage2_loss(w, explainer.prototypes.logits(emb, m.temperature), labels, valid, m)["total"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            explainer.prototypes.update(emb, labels, w, valid)
+            losses.append(loss.item())
+        val_loss, share = _evaluate(explainer, val, m, t.batch_size, device)
+        history.train_loss.append(sum(losses) / len(losses))
+        history.val_loss.append(val_loss)
+        history.val_nondegenerate.append(share)
+        logger.info("stage 2 epoch %d: train %.4f val %.4f nondegenerate %.3f", epoch + 1, history.train_loss[-1],
+                    val_loss, share)
+        if val_loss < best:
+            best, best_state, history.best_epoch, waited = val_loss, copy.deepcopy(explainer.state_dict()), epoch + 1, 0
+        else:
+            waited += 1
+            if waited >= t.patience:
+                break
+    explainer.load_state_dict(best_state)
+    return explainer.eval(), history
+
+
+@torch.no_grad()
+def _evaluate(explainer: PrototypeExplainer, data, m: Stage2ModelConfig, batch_size: int, device) -> tuple[float, float]:
+    explainer.eval()
+    total, count, weights, valids = 0.0, 0, [], []
+    for i in range(0, len(data[0]), batch_size):
+        emb, labels, valid = (x[i:i + batch_size].to(device) for x in data)
+        w = explainer(emb)
+        total += stage2_loss(w, explainer.prototypes.logits(emb, m.temperature), labels, valid, m)["total"].item() * len(emb)
+        count += len(emb)
+        weights.append(w.cpu())
+        valids.append(valid.cpu())
+    return total / max(count, 1), nondegenerate_share(torch.cat(weights), torch.cat(valids))
+
+
+def describe(cfg: Stage2Config) -> dict:
+    """Plain-type settings for checkpoint metadata."""
+    return asdict(cfg)

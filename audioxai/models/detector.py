@@ -1,0 +1,491 @@
+"""A spoofing detector in the manner of XLSR-Conformer-TCM (Truong et al., Interspeech 2024), at a tiny size.
+
+Shape kept from XLSR-Conformer-TCM: raw waveform -> self-supervised speech encoder of wav2vec2/XLS-R's
+architecture (transformers' ``Wav2Vec2Model``: seven strided convolutions, 20 ms frames with a
+400-sample receptive field, then transformer layers) -> linear projection -> Conformer blocks with
+one learnable token per attention head prepended ("temporal-channel head tokens": each summarises
+the sequence for one head) -> the head tokens' outputs concatenated -> linear -> 2 logits (index 1 =
+spoof). Training averages the weights of the 5 epochs with the lowest validation EER (``avg_5_best``).
+
+Simplified: the encoder is tiny and trained from scratch (``SpoofDetector.from_pretrained`` puts a
+real XLS-R folder underneath); the Conformer layers are torchaudio's (standard multi-head
+self-attention, no positional encoding of their own: the wav2vec2 convolutional positional embedding
+already carries position). In TCM the head tokens are rebuilt inside every attention layer from each
+head's channel slice averaged over time and merged into one class token the classifier reads; here
+K learnable tokens are prepended once, carried through every layer, and read directly, so each
+layer's attention is a plain ``(K+F) x (K+F)`` matrix an explainer can multiply through. No
+RawBoost augmentation, no padding masks (a batch holds clips of one length), no SSL-specific lr.
+
+Level: the model never standardises the waveform (XLS-R's processor would, with ``do_normalize``).
+The default encoder norm is XLS-R's (layer norm over channels in every convolution, with biases,
+pre-norm transformer), so halving the input changes the output. wav2vec2 Base's ``"group"`` norm
+normalises each first-layer channel over the whole utterance, which makes the encoder nearly
+blind to a global gain (exactly so but for its epsilon): a mask that shrinks the input uniformly
+would then go unnoticed, and Integrated Gradients from silence would put all its path in the
+near-silent regime. Choose it only knowing that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchaudio.models import Conformer
+from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+from audioxai.config import load_config
+from audioxai.errors import ConfigError
+from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
+from audioxai.runtime import resolve_device, seed_everything
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ARCHITECTURE", "SPOOF", "DetectorConfig", "SpoofDetector", "multihead_attention_weights", "freeze",
+           "DetectorTrainConfig", "DetectorHistory", "train_detector", "rank_epochs", "average_state_dicts",
+           "load_detector"]
+
+ARCHITECTURE = "xlsr_conformer_tcm"
+SPOOF = 1  # logit index of the spoof class; 0 is bona fide
+CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)  # wav2vec2's feature encoder: 400-sample receptive field,
+CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)   # 320-sample hop (20 ms at 16 kHz)
+ENCODER_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "conv_channels", "feat_extract_norm")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Size of the detector. Encoder fields are ignored by ``from_pretrained`` (the checkpoint sets them).
+
+    Attributes:
+        hidden_size: width of the wav2vec2 transformer, the frame embedding size D (XLS-R 300M: 1024).
+        num_layers: wav2vec2 transformer layers (XLS-R 300M: 24).
+        num_heads: attention heads per wav2vec2 layer.
+        intermediate_size: feed-forward width of each wav2vec2 layer.
+        conv_channels: channels of each of the seven feature-encoder convolutions (XLS-R: 512).
+        feat_extract_norm: ``"layer"`` (XLS-R: layer norm in every convolution, conv biases, pre-norm
+            transformer; keeps the input level visible) or ``"group"`` (wav2vec2 Base: group norm in the
+            first convolution only, post-norm transformer; nearly gain-invariant, see the module note).
+        conformer_dim: width of the Conformer (TCM: 128 or 144); the encoder frames are projected to it.
+        num_head_tokens: learnable tokens prepended to the frames, one per Conformer head.
+        conformer_layers: Conformer blocks.
+        conformer_heads: attention heads per Conformer block.
+        conformer_ffn_dim: feed-forward width of each Conformer block.
+        depthwise_kernel_size: the Conformer convolution's kernel, in frames (odd).
+        dropout: in the encoder (hidden, attention, activation, projection) and the Conformer.
+        sample_rate: the rate the detector listens at; only messages use it.
+    """
+
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 256
+    conv_channels: int = 64
+    feat_extract_norm: str = "layer"
+    conformer_dim: int = 128
+    num_head_tokens: int = 4
+    conformer_layers: int = 2
+    conformer_heads: int = 4
+    conformer_ffn_dim: int = 256
+    depthwise_kernel_size: int = 15
+    dropout: float = 0.1
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        if self.feat_extract_norm not in ("layer", "group"):
+            raise ConfigError(f"feat_extract_norm={self.feat_extract_norm!r}: use 'layer' (XLS-R) or 'group' (wav2vec2 Base)")
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "conv_channels", "conformer_dim",
+                     "num_head_tokens", "conformer_layers", "conformer_heads", "conformer_ffn_dim", "sample_rate"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: use an integer >= 1")
+        if self.hidden_size % self.num_heads or self.hidden_size % 4:
+            raise ConfigError(f"hidden_size={self.hidden_size} must divide by num_heads={self.num_heads} and by 4 "
+                              f"(the positional convolution's groups)")
+        if self.conformer_dim % self.conformer_heads:
+            raise ConfigError(f"conformer_dim={self.conformer_dim} must divide by conformer_heads={self.conformer_heads}")
+        if self.depthwise_kernel_size < 1 or self.depthwise_kernel_size % 2 == 0:
+            raise ConfigError(f"depthwise_kernel_size={self.depthwise_kernel_size}: use an odd kernel ('same' padding)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout={self.dropout!r}: use a probability in [0, 1)")
+
+    def wav2vec2_config(self) -> Wav2Vec2Config:
+        """The encoder's transformers config: no masking, no layer drop, eager attention (so it can be returned)."""
+        layer = self.feat_extract_norm == "layer"
+        d = self.dropout
+        return Wav2Vec2Config(
+            hidden_size=self.hidden_size, num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
+            intermediate_size=self.intermediate_size, conv_dim=(self.conv_channels,) * 7, conv_kernel=CONV_KERNELS,
+            conv_stride=CONV_STRIDES, feat_extract_norm=self.feat_extract_norm, conv_bias=layer,
+            do_stable_layer_norm=layer, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
+            hidden_dropout=d, attention_dropout=d, activation_dropout=d, feat_proj_dropout=d, layerdrop=0.0,
+            apply_spec_augment=False, mask_time_prob=0.0, mask_feature_prob=0.0, attn_implementation="eager")
+
+
+def multihead_attention_weights(attention: nn.MultiheadAttention, query: torch.Tensor) -> torch.Tensor:
+    """Self-attention weights ``(B, H, S, S)`` of ``attention`` on ``query``, before dropout.
+
+    Recomputes softmax(q k^T / sqrt(d)) from the module's packed in-projection, equal to what
+    ``attention(query, query, query, need_weights=True, average_attn_weights=False)`` returns in eval
+    mode; ``query`` is ``(S, B, D)``, or ``(B, S, D)`` for a ``batch_first`` module.
+    """
+    if attention.in_proj_weight is None or attention.bias_k is not None or attention.add_zero_attn:
+        raise ConfigError("multihead_attention_weights needs a packed in-projection without bias_k or zero attention")
+    x = query.transpose(0, 1) if attention.batch_first else query
+    length, batch, dim = x.shape
+    heads = attention.num_heads
+    bias = None if attention.in_proj_bias is None else attention.in_proj_bias[: 2 * dim]
+    q, k = F.linear(x, attention.in_proj_weight[: 2 * dim], bias).chunk(2, dim=-1)
+    q, k = (t.reshape(length, batch, heads, dim // heads).permute(1, 2, 0, 3) for t in (q, k))
+    return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dim // heads), dim=-1)
+
+
+class SpoofDetector(nn.Module):
+    """wav2vec2-architecture encoder + Conformer with head tokens: ``(B, T)`` waveforms to ``(B, 2)`` logits.
+
+    Args:
+        config: the detector's size (encoder fields unused when ``encoder`` is given).
+        encoder: an existing ``Wav2Vec2Model`` (from a checkpoint) to put the Conformer head on.
+    """
+
+    def __init__(self, config: DetectorConfig = DetectorConfig(), encoder: Wav2Vec2Model | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder if encoder is not None else Wav2Vec2Model(config.wav2vec2_config())
+        self.encoder.config._attn_implementation = "eager"
+        width, k = config.conformer_dim, config.num_head_tokens
+        self.projection = nn.Linear(int(self.encoder.config.hidden_size), width)
+        self.head_tokens = nn.Parameter(0.02 * torch.randn(k, width))
+        self.conformer = Conformer(input_dim=width, num_heads=config.conformer_heads, ffn_dim=config.conformer_ffn_dim,
+                                   num_layers=config.conformer_layers,
+                                   depthwise_conv_kernel_size=config.depthwise_kernel_size, dropout=config.dropout)
+        self.classifier = nn.Linear(k * width, 2)
+        self.receptive_field, self.hop_length = 1, 1
+        for kernel, stride in zip(self.encoder.config.conv_kernel, self.encoder.config.conv_stride):
+            self.receptive_field += (kernel - 1) * self.hop_length
+            self.hop_length *= stride
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], **config) -> SpoofDetector:
+        """A local wav2vec2/XLS-R folder (``config.json`` + weights) under a new Conformer head; never downloads.
+
+        ``config``: ``DetectorConfig`` fields of the head (Conformer, dropout, sample rate); the encoder
+        fields come from the checkpoint. Masking and layer drop are turned off in the loaded encoder.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise ConfigError(f"wav2vec2/XLS-R checkpoint folder {path} not found: point at a local folder holding "
+                              f"config.json and the weights (nothing is downloaded)")
+        given = sorted(set(config) & set(ENCODER_FIELDS))
+        if given:
+            raise ConfigError(f"{given}: the encoder's size comes from the checkpoint in {path}; pass head fields only")
+        head = load_config(DetectorConfig, config)
+        try:
+            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{path} has no readable config.json: not a transformers checkpoint folder ({err})") from err
+        if model_type != "wav2vec2":
+            raise ConfigError(f"{path} holds a {model_type!r} checkpoint, not wav2vec2/XLS-R (model_type 'wav2vec2')")
+        try:
+            encoder, info = Wav2Vec2Model.from_pretrained(
+                path, local_files_only=True, attn_implementation="eager", output_loading_info=True, layerdrop=0.0,
+                apply_spec_augment=False, mask_time_prob=0.0, mask_feature_prob=0.0)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise ConfigError(f"{path} could not be read as a wav2vec2 checkpoint: {err}") from err
+        bad = sorted(info.get("missing_keys") or []) + sorted(str(k) for k in info.get("mismatched_keys") or [])
+        if bad:
+            raise ConfigError(f"{path}: the weights do not fit its config.json (missing or mismatched: {bad[:5]})")
+        enc = encoder.config
+        head = replace(head, hidden_size=enc.hidden_size, num_layers=enc.num_hidden_layers,
+                       num_heads=enc.num_attention_heads, intermediate_size=enc.intermediate_size,
+                       conv_channels=int(enc.conv_dim[-1]), feat_extract_norm=enc.feat_extract_norm)
+        return cls(head, encoder)
+
+    def frame_count(self, num_samples: int) -> int:
+        """Frames the feature encoder gives for ``num_samples`` samples (0 below one receptive field)."""
+        length = int(num_samples)
+        for kernel, stride in zip(self.encoder.config.conv_kernel, self.encoder.config.conv_stride):
+            length = (length - kernel) // stride + 1
+            if length < 1:
+                return 0
+        return length
+
+    def check_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
+        """``waveform`` if it is a finite float ``(B, T)`` tensor of at least one frame, else a ConfigError."""
+        if not torch.is_tensor(waveform) or not waveform.is_floating_point():
+            raise ConfigError(f"the spoof detector takes float waveform tensors, got "
+                              f"{getattr(waveform, 'dtype', type(waveform).__name__)}")
+        if waveform.ndim != 2:
+            raise ConfigError(f"the spoof detector takes mono waveforms (batch, samples), got shape "
+                              f"{tuple(waveform.shape)}: use waveform[None] for one clip, average stereo channels")
+        rf, sr = self.receptive_field, self.config.sample_rate
+        if waveform.shape[1] < rf:
+            raise ConfigError(f"the spoof detector needs at least {rf} samples ({1000 * rf / sr:g} ms at "
+                              f"{sr / 1000:g} kHz), one frame of its feature encoder; got {waveform.shape[1]}: "
+                              f"pad short clips")
+        if not torch.isfinite(waveform).all():
+            raise ConfigError("the spoof detector: the waveform holds NaN or infinite values")
+        return waveform
+
+    def embeddings(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The encoder's last hidden state ``(B, F, hidden_size)``: one embedding per 20 ms frame."""
+        return self.encoder(self.check_waveform(waveform)).last_hidden_state
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, 2)``; index 1 is spoof."""
+        return self.forward_details(waveform)["logits"]
+
+    def forward_details(self, waveform: torch.Tensor, output_attentions: bool = False) -> dict[str, torch.Tensor]:
+        """One pass, with what explainers read.
+
+        Returns:
+            ``logits`` (B, 2); ``embeddings`` (B, F, hidden_size); ``conformer_frames`` (B, F,
+            conformer_dim), the last Conformer layer's outputs on the frame positions;
+            ``conformer_frames_in``, that layer's input on the frame positions (what the head tokens'
+            outputs read, so the layer Grad-CAM uses: the last layer's frame outputs feed nothing).
+            With ``output_attentions``: ``encoder_attentions``, one (B, H, F, F) per wav2vec2 layer, and
+            ``conformer_attentions``, one (B, H, K+F, K+F) per Conformer layer, the K head tokens first;
+            both are the softmax weights before attention dropout (take them in eval mode).
+        """
+        out = self.encoder(self.check_waveform(waveform), output_attentions=output_attentions)
+        k = self.config.num_head_tokens
+        frames = self.projection(out.last_hidden_state)
+        x = torch.cat([self.head_tokens.expand(frames.shape[0], -1, -1), frames], dim=1).transpose(0, 1)
+        weights: list[torch.Tensor] = []
+        hooks = [layer.self_attn.register_forward_pre_hook(
+            lambda module, args, kwargs: weights.append(multihead_attention_weights(module, kwargs["query"])),
+            with_kwargs=True) for layer in self.conformer.conformer_layers] if output_attentions else []
+        try:
+            for i, layer in enumerate(self.conformer.conformer_layers):
+                if i == len(self.conformer.conformer_layers) - 1:  # route the last input's frames through a
+                    frames_in = x[k:].transpose(0, 1)               # (B, F, C) node, so gradients reach it
+                    x = torch.cat([x[:k], frames_in.transpose(0, 1)])
+                x = layer(x, None)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        x = x.transpose(0, 1)
+        details = {"logits": self.classifier(x[:, :k].flatten(1)), "embeddings": out.last_hidden_state,
+                   "conformer_frames": x[:, k:], "conformer_frames_in": frames_in}
+        if output_attentions:
+            details["encoder_attentions"] = tuple(out.attentions)
+            details["conformer_attentions"] = tuple(weights)
+        return details
+
+    def describe(self) -> dict:
+        """Plain-type architecture record for checkpoint metadata; ``load_detector`` rebuilds from it."""
+        return {"architecture": ARCHITECTURE, "detector": asdict(self.config),
+                "encoder": json.loads(self.encoder.config.to_json_string(use_diff=False))}
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode with ``requires_grad`` off everywhere (what explainers expect); returns it."""
+    return model.requires_grad_(False).eval()
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class DetectorTrainConfig:
+    """Optimisation of the detector.
+
+    Attributes:
+        num_epochs: passes over the training clips.
+        lr: peak AdamW learning rate of the one-cycle schedule (15% warm-up, then cosine decay).
+        batch_size: clips per step (training and validation).
+        weight_decay: AdamW (decoupled) weight decay.
+        seed: seeds torch, NumPy and Python, and the generator that shuffles the batches.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        keep_best: how many epochs (lowest val EER, ties by val loss) are averaged into the final weights.
+        class_balanced: weight the training cross-entropy by N / (2 N_class), so neither class dominates.
+    """
+
+    num_epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 32
+    weight_decay: float = 1e-4
+    seed: int = 0
+    device: str = "auto"
+    keep_best: int = 5
+    class_balanced: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("num_epochs", "batch_size", "keep_best"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: use an integer >= 1")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r}: use lr > 0 and weight_decay >= 0")
+
+
+@dataclass
+class DetectorHistory:
+    """Per-epoch losses and val EER; the averaged epochs (1-based); the averaged model's val scores."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_eer: list[float] = field(default_factory=list)
+    averaged_epochs: list[int] = field(default_factory=list)
+    final_val_loss: float = math.nan
+    final_val_eer: float = math.nan
+    checkpoint_path: str = ""
+
+
+def _check_split(split, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if not (isinstance(split, (tuple, list)) and len(split) == 2):
+        raise ConfigError(f"{what} should be a (waveforms, labels) pair")
+    waveforms, labels = split
+    if not (torch.is_tensor(waveforms) and waveforms.ndim == 2 and torch.is_tensor(labels)
+            and labels.shape == waveforms.shape[:1]):
+        raise ConfigError(f"{what}: waveforms should be a (N, T) tensor and labels an (N,) tensor")
+    labels = labels.long().cpu()
+    if not ((labels == 0) | (labels == 1)).all() or labels.unique().numel() != 2:
+        raise ConfigError(f"{what}: labels must be 0 (bona fide) and 1 (spoof), with both classes present")
+    return waveforms, labels
+
+
+@torch.no_grad()
+def _evaluate(model: SpoofDetector, waveforms: torch.Tensor, labels: torch.Tensor, batch_size: int,
+              device: torch.device) -> tuple[float, float]:
+    """Mean cross-entropy and EER of the spoof-class softmax probability."""
+    from audioxai.metrics.detection import equal_error_rate  # written alongside; imported when needed
+
+    model.eval()
+    logits = torch.cat([model(w.to(device)).float().cpu() for w in waveforms.split(batch_size)])
+    loss = float(F.cross_entropy(logits, labels))
+    return loss, float(equal_error_rate(logits.softmax(dim=1)[:, SPOOF], labels))
+
+
+def rank_epochs(val_eer: list[float], val_loss: list[float], keep_best: int) -> list[int]:
+    """0-based indices of the ``keep_best`` epochs with the lowest val EER (ties: lower val loss, then earlier).
+
+    NaN scores rank last.
+    """
+    def key(i: int) -> tuple[float, float, int]:
+        eer, loss = val_eer[i], val_loss[i]
+        return (math.inf if math.isnan(eer) else eer, math.inf if math.isnan(loss) else loss, i)
+    return sorted(range(len(val_eer)), key=key)[:keep_best]
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Parameter-wise mean of ``states`` (float tensors); other tensors (integer buffers) from ``states[0]``."""
+    if not states:
+        raise ConfigError("average_state_dicts needs at least one state dict")
+    return {key: (torch.stack([s[key] for s in states]).mean(dim=0) if value.is_floating_point() else value.clone())
+            for key, value in states[0].items()}
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _train_epoch(model, optimizer, scheduler, waveforms, labels, config, weight, generator, device) -> float:
+    model.train()
+    total = 0.0
+    for idx in torch.randperm(len(labels), generator=generator).split(config.batch_size):
+        x, y = waveforms[idx].to(device), labels[idx].to(device)
+        loss = F.cross_entropy(model(x), y, weight=weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += float(loss.detach()) * len(idx)
+    return total / len(labels)
+
+
+def train_detector(model: SpoofDetector, train: tuple[torch.Tensor, torch.Tensor],
+                   val: tuple[torch.Tensor, torch.Tensor], config: DetectorTrainConfig = DetectorTrainConfig(),
+                   checkpoint_dir: str | os.PathLike[str] = "checkpoints/detector") -> DetectorHistory:
+    """Train, average the ``keep_best`` best epochs' weights, load them, and save ``avg_<k>_best.pth``.
+
+    Args:
+        train, val: ``(waveforms (N, T), labels (N,))``, labels 1 = spoof; clips of one length per split.
+
+    Returns:
+        The history. The model ends on the device, in eval mode, holding the averaged weights, which
+        are saved to ``checkpoint_dir/avg_<keep_best>_best.pth`` (``avg_5_best.pth`` by default) with
+        ``describe()``, the averaged epochs and their val EERs in the metadata. With fewer epochs than
+        ``keep_best``, every epoch is averaged and the metadata says so.
+    """
+    (x_train, y_train), (x_val, y_val) = _check_split(train, "train"), _check_split(val, "val")
+    device = resolve_device(config.device)
+    generator = seed_everything(config.seed)
+    model.to(device)
+    counts = torch.bincount(y_train, minlength=2).float()
+    weight = (len(y_train) / (2 * counts)).to(device) if config.class_balanced else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.num_epochs * math.ceil(len(y_train) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.15)
+    history, kept = DetectorHistory(), {}
+    for epoch in range(config.num_epochs):
+        train_loss = _train_epoch(model, optimizer, scheduler, x_train, y_train, config, weight, generator, device)
+        val_loss, val_eer = _evaluate(model, x_val, y_val, config.batch_size, device)
+        history.train_loss.append(train_loss)
+        history.val_loss.append(val_loss)
+        history.val_eer.append(val_eer)
+        logger.info("epoch %d: train_loss %.4f val_loss %.4f val_eer %.4f", epoch + 1, train_loss, val_loss, val_eer)
+        best = rank_epochs(history.val_eer, history.val_loss, config.keep_best)
+        if epoch in best:
+            kept[epoch] = _cpu_state(model)
+        kept = {i: kept[i] for i in best if i in kept}
+    best = rank_epochs(history.val_eer, history.val_loss, config.keep_best)
+    model.load_state_dict(average_state_dicts([kept[i] for i in best]))
+    history.averaged_epochs = [i + 1 for i in best]
+    history.final_val_loss, history.final_val_eer = _evaluate(model, x_val, y_val, config.batch_size, device)
+    note = "" if len(best) == config.keep_best else f"only {len(best)} epochs ran; all were averaged"
+    metadata = {**model.describe(), "keep_best": config.keep_best, "averaged_epochs": history.averaged_epochs,
+                "averaged_val_eer": [history.val_eer[i] for i in best],
+                "averaged_val_loss": [history.val_loss[i] for i in best], "note": note,
+                "val_eer": history.final_val_eer, "val_loss": history.final_val_loss, "train": asdict(config)}
+    path = save_checkpoint(Path(checkpoint_dir) / f"avg_{config.keep_best}_best.pth", model, metadata)
+    history.checkpoint_path = str(path)
+    return history
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def _state_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
+    """What differs between two state dicts' keys and shapes ('' when they match)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = [f"{k}: {tuple(found[k].shape)} in the file, {tuple(expected[k].shape)} in the model"
+              for k in sorted(set(expected) & set(found)) if found[k].shape != expected[k].shape]
+    parts = [f"{len(missing)} missing keys (e.g. {missing[:3]})" if missing else "",
+             f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})" if unexpected else "",
+             f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})" if shapes else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def load_detector(path: str | os.PathLike[str], config: DetectorConfig | None = None) -> SpoofDetector:
+    """A detector rebuilt from a ``train_detector`` checkpoint (weights-only loading), in eval mode, on CPU.
+
+    Args:
+        path: the ``avg_5_best.pth`` file (or any checkpoint ``save_checkpoint`` wrote from a detector).
+        config: build this architecture instead of the one recorded in the metadata (for a file
+            without it); the weights must still fit.
+
+    Raises:
+        ConfigError: a checkpoint of another architecture, or weights whose keys or shapes do not fit.
+    """
+    state, meta = load_checkpoint(path)
+    architecture = meta.get("architecture")
+    if architecture not in (ARCHITECTURE, None):
+        raise ConfigError(f"checkpoint {path} holds a {architecture!r} model, not a spoof detector ({ARCHITECTURE!r})")
+    if config is not None:
+        model = SpoofDetector(config)
+    elif architecture is None:
+        raise ConfigError(f"checkpoint {path} records no architecture: pass the DetectorConfig it was trained with")
+    else:
+        encoder_config = Wav2Vec2Config.from_dict(meta["encoder"])
+        encoder_config._attn_implementation = "eager"
+        model = SpoofDetector(load_config(DetectorConfig, meta["detector"]), Wav2Vec2Model(encoder_config))
+    differs = _state_mismatch(model.state_dict(), state)
+    if differs:
+        raise ConfigError(f"checkpoint {path} does not fit the spoof detector: {differs}")
+    model.load_state_dict(state)
+    return model.eval()

@@ -1,0 +1,134 @@
+"""Stage 2 of chapter 3: the importance network and prototypes on frozen embeddings."""
+
+import pytest
+import torch
+
+from audioxai.errors import ConfigError
+from audioxai.explain import prototypes as P
+
+
+def _toy(n=48, frames=20, dim=8, seed=0):
+    """Embeddings where spoof utterances carry a 'spoof direction' on a known run of frames."""
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.randn(n, frames, dim, generator=g) * 0.3
+    emb[..., 0] += 1.0  # shared speech direction
+    labels = torch.arange(n) % 2
+    truth = torch.zeros(n, frames, dtype=torch.bool)
+    for i in range(n):
+        if labels[i] == 1:
+            start = int(torch.randint(0, frames - 6, (1,), generator=g))
+            truth[i, start:start + 6] = True
+    emb[truth, 1] += 1.5
+    valid = torch.ones(n, frames, dtype=torch.bool)
+    valid[:, -2:] = False
+    return emb, labels, valid, truth
+
+
+def _cfg(mode="ema", **model):
+    return P.load_stage2_config(model={"prototype_mode": mode, "importance_hidden_dim": 16, **model},
+                                training={"num_epochs": 25, "batch_size": 16, "lr": 5e-3, "patience": 25,
+                                          "device": "cpu"})
+
+
+def test_defaults_are_the_design_notes():
+    cfg = P.load_stage2_config()
+    m = cfg.model
+    assert (m.temperature, m.lambda_bonafide_reg, m.lambda_temporal_smooth, m.lambda_sparsity) == (0.07, 0.1, 0.1, 0.01)
+    assert (m.importance_hidden_dim, m.prototype_mode, m.ema_momentum) == (256, "ema", 0.99)
+
+
+def test_bad_keys_values_and_types_are_refused_by_name():
+    with pytest.raises(ConfigError, match="temprature"):
+        P.load_stage2_config(model={"temprature": 0.1})
+    with pytest.raises(ConfigError, match="prototype_mode"):
+        P.load_stage2_config(model={"prototype_mode": "kmeans"})
+    with pytest.raises(ConfigError, match="lambda_sparsity"):
+        P.load_stage2_config(model={"lambda_sparsity": "a lot"})
+
+
+@pytest.mark.parametrize("mode", P.PROTOTYPE_MODES)
+def test_each_mode_learns_to_find_the_spoofed_frames_without_collapsing(mode):
+    emb, labels, valid, truth = _toy()
+    val = _toy(seed=1)
+    explainer, history = P.train_stage2((emb, labels, valid), val[:3], _cfg(mode))
+    with torch.no_grad():
+        w = explainer(val[0])
+    spoof = val[1] == 1
+    inside, outside = w[spoof][val[3][spoof]].mean(), w[spoof][~val[3][spoof] & val[2][spoof]].mean()
+    assert inside > outside + 0.3, (mode, float(inside), float(outside))
+    assert w[~spoof].mean() < w[spoof][val[3][spoof]].mean()  # bona fide low
+    assert 0.0 < w.mean() < 1.0 and history.best_epoch >= 1
+    assert history.val_loss[history.best_epoch - 1] == min(history.val_loss)
+
+
+def test_modes_treat_prototypes_as_documented():
+    emb, labels, valid, _ = _toy()
+    means = P._class_means(emb, labels, valid)
+    fixed, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("fixed"))
+    assert torch.equal(fixed.prototypes.prototypes, means)  # never changes
+    assert not fixed.prototypes.prototypes.requires_grad
+    learn, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("learnable"))
+    assert isinstance(learn.prototypes.prototypes, torch.nn.Parameter)
+    assert not torch.allclose(learn.prototypes.prototypes, means)  # trained by backprop
+    ema, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("ema"))
+    assert not ema.prototypes.prototypes.requires_grad and bool(ema.prototypes.initialised)
+    # the EMA spoof prototype follows the important (spoof-direction) frames more than the plain class mean
+    assert ema.prototypes.prototypes[1, 1] > means[1, 1]
+
+
+def test_ema_update_moves_by_one_minus_momentum():
+    manager = P.PrototypeManager(4, "ema", momentum=0.9)
+    emb = torch.tensor([[[1.0, 0, 0, 0]], [[0, 1.0, 0, 0]]])
+    labels, valid, w = torch.tensor([0, 1]), torch.ones(2, 1, dtype=torch.bool), torch.ones(2, 1)
+    manager.update(emb, labels, w, valid)  # first batch: taken as is
+    assert torch.equal(manager.prototypes, torch.eye(4)[:2])
+    manager.update(torch.tensor([[[0, 0, 1.0, 0]], [[0, 0, 0, 1.0]]]), labels, w, valid)
+    assert torch.allclose(manager.prototypes[0], torch.tensor([0.9, 0, 0.1, 0]))
+    assert torch.allclose(manager.prototypes[1], torch.tensor([0, 0.9, 0, 0.1]))
+
+
+def test_the_loss_cannot_be_minimised_by_all_zero_or_all_one_importance():
+    emb, labels, valid, truth = _toy()
+    cfg = _cfg().model
+    manager = P.PrototypeManager(emb.shape[-1], "fixed")
+    manager.initialise(P._class_means(emb, labels, valid))
+    logits = manager.logits(emb, cfg.temperature)
+    oracle = truth.float()  # 1 on the spoofed frames, 0 elsewhere
+    loss = lambda w: P.stage2_loss(w, logits, labels, valid, cfg)["total"].item()  # noqa: E731
+    assert loss(oracle) < loss(torch.zeros_like(oracle)) and loss(oracle) < loss(torch.ones_like(oracle))
+
+
+def test_nondegenerate_share_counts_frames_strictly_inside():
+    w = torch.tensor([[0.0, 0.05, 0.5, 0.96, 0.7]])
+    assert P.nondegenerate_share(w) == pytest.approx(2 / 5)
+    assert P.nondegenerate_share(w, torch.tensor([[True, True, True, False, False]])) == pytest.approx(1 / 3)
+
+
+def test_same_seed_same_explainer():
+    emb, labels, valid, _ = _toy()
+    a, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg())
+    b, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg())
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_uninformative_embeddings_give_intermediate_importance_not_a_collapse():
+    g = torch.Generator().manual_seed(3)
+    emb = torch.randn(48, 20, 8, generator=g)  # the same distribution for both classes: no evidence
+    labels, valid = torch.arange(48) % 2, torch.ones(48, 20, dtype=torch.bool)
+    explainer, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("ema"))
+    with torch.no_grad():
+        w = explainer(emb)
+    top = w.topk(2, dim=1).values.mean(dim=1)
+    assert top[labels == 1].mean() > 0.5  # spoof utterances keep some important frames: no collapse to 0
+    assert w.mean() < 0.6 and w[labels == 0].mean() < w[labels == 1].mean() + 0.1  # and no collapse to 1
+
+
+def test_the_multiple_instance_term_rewards_a_spoof_utterance_with_some_important_frames():
+    cfg = _cfg().model
+    logits = torch.zeros(2, 10, 2)  # no evidence either way
+    labels, valid = torch.tensor([0, 1]), torch.ones(2, 10, dtype=torch.bool)
+    none = torch.zeros(2, 10)
+    some = none.clone()
+    some[1, :2] = 1.0
+    assert P.stage2_loss(none, logits, labels, valid, cfg)["mil"] == pytest.approx(1.0)
+    assert P.stage2_loss(some, logits, labels, valid, cfg)["mil"] == pytest.approx(0.0)

@@ -1,0 +1,208 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import HubertConfig, HubertModel, Wav2Vec2Model
+
+import audioxai.models.detector as detector_module
+from audioxai.errors import ConfigError
+from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
+from audioxai.models.detector import (DetectorConfig, DetectorTrainConfig, SpoofDetector, average_state_dicts, freeze,
+                                      load_detector, multihead_attention_weights, rank_epochs, train_detector)
+from audioxai.models.hubert import HubertClassifier, HubertClassifierConfig
+
+TINY = DetectorConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, conv_channels=16,
+                      conformer_dim=32, num_head_tokens=2, conformer_layers=1, conformer_heads=2,
+                      conformer_ffn_dim=64, depthwise_kernel_size=7)
+
+
+def tiny_detector(seed: int = 0, **changes) -> SpoofDetector:
+    torch.manual_seed(seed)
+    config = TINY if not changes else DetectorConfig(**{**TINY.__dict__, **changes})
+    return SpoofDetector(config).eval()
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return tiny_detector()
+
+
+def test_shapes_and_frame_count_follow_the_20_ms_feature_encoder(detector):
+    for samples in (400, 8000, 8123):
+        x = torch.randn(2, samples) * 0.1
+        details = detector.forward_details(x, output_attentions=True)
+        frames = detector.frame_count(samples)
+        assert frames == (samples - 400) // 320 + 1
+        assert details["logits"].shape == (2, 2)
+        assert details["embeddings"].shape == detector.embeddings(x).shape == (2, frames, 32)
+        assert details["conformer_frames"].shape == details["conformer_frames_in"].shape == (2, frames, 32)
+        assert [a.shape for a in details["encoder_attentions"]] == [(2, 2, frames, frames)]
+        assert [a.shape for a in details["conformer_attentions"]] == [(2, 2, frames + 2, frames + 2)]
+        assert torch.allclose(details["logits"], detector(x), atol=1e-6)
+    assert detector.frame_count(399) == 0 and detector.frame_count(8000) == 24
+
+
+def test_bad_waveforms_are_refused_with_the_fix(detector):
+    with pytest.raises(ConfigError, match=r"needs at least 400 samples \(25 ms at 16 kHz\)"):
+        detector(torch.randn(1, 399))
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        detector(torch.full((1, 800), float("nan")))
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        detector.embeddings(torch.full((1, 800), float("inf")))
+    with pytest.raises(ConfigError, match=r"\(batch, samples\)"):
+        detector(torch.randn(800))
+    with pytest.raises(ConfigError, match="float waveform"):
+        detector(torch.zeros(1, 800, dtype=torch.int16))
+    with pytest.raises(ConfigError, match="odd kernel"):
+        DetectorConfig(depthwise_kernel_size=8)
+
+
+@torch.no_grad()
+def test_the_input_level_is_not_normalised_away_unlike_with_wav2vec2_base_group_norm(detector):
+    x = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    assert (detector(x) - detector(0.5 * x)).abs().max() > 1e-2
+    group = tiny_detector(feat_extract_norm="group")
+    assert (group(x) - group(0.5 * x)).abs().max() < 5e-3  # per-utterance channel norm hides a global gain
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_recomputed_attention_weights_match_nn_multihead_attention(batch_first):
+    torch.manual_seed(1)
+    attention = nn.MultiheadAttention(16, 4, batch_first=batch_first).eval()
+    x = torch.randn(3, 7, 16) if batch_first else torch.randn(7, 3, 16)
+    _, expected = attention(x, x, x, need_weights=True, average_attn_weights=False)
+    assert torch.allclose(multihead_attention_weights(attention, x), expected, atol=1e-6)
+
+
+def test_conformer_attentions_are_those_of_the_conformer_layer_inputs(detector):
+    captured = []
+    layer = detector.conformer.conformer_layers[0]
+    hook = layer.self_attn.register_forward_pre_hook(lambda m, a, kw: captured.append(kw["query"]), with_kwargs=True)
+    try:
+        details = detector.forward_details(torch.randn(2, 4000) * 0.1, output_attentions=True)
+    finally:
+        hook.remove()
+    q = captured[0]
+    _, expected = layer.self_attn(q, q, q, need_weights=True, average_attn_weights=False)
+    assert torch.allclose(details["conformer_attentions"][0], expected, atol=1e-6)
+
+
+def test_from_pretrained_reads_a_local_wav2vec2_folder_and_refuses_others(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(0)
+    encoder = Wav2Vec2Model(TINY.wav2vec2_config()).eval()
+    encoder.save_pretrained(tmp_path / "w2v")
+    model = SpoofDetector.from_pretrained(tmp_path / "w2v", conformer_dim=16, num_head_tokens=2, conformer_heads=2,
+                                          conformer_ffn_dim=32, depthwise_kernel_size=5).eval()
+    x = torch.randn(1, 4000) * 0.1
+    assert torch.allclose(model.embeddings(x), encoder(x).last_hidden_state, atol=1e-5)
+    assert model(x).shape == (1, 2) and model.config.hidden_size == 32
+    with pytest.raises(ConfigError, match="not found"):
+        SpoofDetector.from_pretrained(tmp_path / "missing")
+    HubertModel(HubertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                             conv_dim=(8,) * 7, num_conv_pos_embedding_groups=4)).save_pretrained(tmp_path / "hubert")
+    with pytest.raises(ConfigError, match="'hubert' checkpoint, not wav2vec2"):
+        SpoofDetector.from_pretrained(tmp_path / "hubert")
+    with pytest.raises(ConfigError, match="comes from the checkpoint"):
+        SpoofDetector.from_pretrained(tmp_path / "w2v", hidden_size=64)
+
+
+def test_epochs_rank_by_val_eer_then_val_loss_and_nan_last():
+    eer = [0.2, 0.1, 0.1, math.nan, 0.0]
+    loss = [0.5, 0.9, 0.4, 0.1, 0.7]
+    assert rank_epochs(eer, loss, 3) == [4, 2, 1]
+    assert rank_epochs(eer, loss, 10) == [4, 2, 1, 0, 3]
+
+
+def test_averaging_means_float_tensors_and_takes_integer_buffers_from_the_best():
+    a = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(7)}
+    b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(9)}
+    avg = average_state_dicts([a, b])
+    assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and int(avg["n"]) == 7
+
+
+def toy_split(n: int, seed: int, samples: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label 0: a quiet sine (random pitch, phase, level); label 1: louder white noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    t = torch.arange(samples) / 16000
+    pitch = 200 + 600 * torch.rand(n, 1, generator=g)
+    sine = torch.sin(2 * math.pi * pitch * t + 6.28 * torch.rand(n, 1, generator=g))
+    noise = torch.randn(n, samples, generator=g)
+    u = torch.rand(n, 1, generator=g)
+    spoof = labels[:, None] == 1
+    return torch.where(spoof, (0.2 + 0.2 * u) * noise, (0.02 + 0.04 * u) * sine), labels
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two identical 2-epoch runs on separable toy data, recording every epoch's kept state."""
+    train, val = toy_split(32, 0), toy_split(16, 1)
+    config = DetectorTrainConfig(num_epochs=2, lr=3e-3, batch_size=4, device="cpu", seed=3)
+    runs = []
+    for run in range(2):
+        states = []
+        original = detector_module._cpu_state
+
+        def recording(model, states=states):
+            states.append(original(model))
+            return states[-1]
+
+        detector_module._cpu_state = recording
+        try:
+            model = tiny_detector(seed=5)
+            history = train_detector(model, train, val, config, tmp_path_factory.mktemp(f"run{run}"))
+        finally:
+            detector_module._cpu_state = original
+        runs.append((model, history, states))
+    return runs, val
+
+
+def test_two_epochs_separate_loud_noise_from_quiet_tones(trained):
+    (model, history, _), _ = trained[0]
+    assert len(history.train_loss) == len(history.val_eer) == 2
+    assert history.final_val_eer <= 0.1 and min(history.val_eer) <= 0.1
+
+
+def test_same_seed_gives_the_same_weights_on_cpu(trained):
+    (a, _, _), (b, _, _) = trained[0]
+    for (key, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), key
+
+
+def test_checkpoint_holds_the_average_of_the_best_epochs_and_loads_back(trained):
+    (model, history, states), val = trained[0][0], trained[1]
+    assert history.checkpoint_path.endswith("avg_5_best.pth")
+    state, meta = load_checkpoint(history.checkpoint_path)
+    assert meta["averaged_epochs"] == history.averaged_epochs and sorted(history.averaged_epochs) == [1, 2]
+    assert "only 2 epochs ran" in meta["note"] and len(meta["averaged_val_eer"]) == 2
+    best_first = [states[e - 1] for e in history.averaged_epochs]
+    for key, value in state.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (best_first[0][key] + best_first[1][key]) / 2, atol=1e-6), key
+        else:
+            assert torch.equal(value, best_first[0][key]), key
+    loaded = load_detector(history.checkpoint_path)
+    assert not loaded.training
+    assert torch.allclose(loaded(val[0][:4]), model(val[0][:4]), atol=1e-5)
+
+
+def test_checkpoints_of_other_architectures_are_refused(tmp_path, trained):
+    hubert = HubertClassifier(HubertClassifierConfig(hidden_size=16, num_layers=1, num_heads=2, intermediate_size=16,
+                                                     conv_channels=8, num_samples=4000))
+    save_checkpoint(tmp_path / "hubert.pt", hubert, hubert.describe())
+    with pytest.raises(ConfigError, match=r"hubert.pt holds a 'hubert' model, not a spoof detector"):
+        load_detector(tmp_path / "hubert.pt")
+    path = trained[0][0][1].checkpoint_path
+    with pytest.raises(ConfigError, match=r"avg_5_best.pth does not fit the spoof detector: .*shape mismatches"):
+        load_detector(path, DetectorConfig(**{**TINY.__dict__, "conformer_ffn_dim": 48}))
+    save_checkpoint(tmp_path / "bare.pt", tiny_detector())
+    with pytest.raises(ConfigError, match="records no architecture"):
+        load_detector(tmp_path / "bare.pt")
+    assert isinstance(load_detector(tmp_path / "bare.pt", TINY), SpoofDetector)
+
+
+def test_freeze_turns_off_gradients_and_training():
+    model = freeze(tiny_detector().train())
+    assert not model.training and not any(p.requires_grad for p in model.parameters())

@@ -1,0 +1,96 @@
+"""The chapter 3 pipeline end to end on a tiny corpus and a tiny detector."""
+
+import pytest
+import torch
+
+from audioxai.errors import ConfigError
+from audioxai.explain.prototypes import stage2_loss
+from audioxai.studies import prototype_xai as study
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUDIOXAI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        cfg = study.make_config(num_voices=5, utterances_per_voice=5, hidden_size=32, num_layers=1, conv_channels=16,
+                                conformer_layers=1, detector_epochs=2, stage2_epochs=2, seeds=[0, 1], ig_steps=2,
+                                batch_size=8, device="cpu")
+        data = study.load_study_data(cfg)
+        ckpt = tmp_path_factory.mktemp("ckpt")
+        detector, history = study.train_detector_stage(data, cfg, ckpt)
+        before = {k: v.clone() for k, v in detector.state_dict().items()}
+        embeddings = study.frozen_embeddings(detector, data, cfg)
+        runs = study.train_explainers(embeddings, cfg)
+        truth = study.frame_truth(detector, data["test"])
+        maps = {f"prototype_{m}": study.prototype_maps(runs[(m, 0)][0], embeddings["test"][0])
+                for m in ("ema", "fixed", "learnable")}
+        maps.update(study.baseline_maps(detector, data["test"], cfg))
+    return cfg, data, ckpt, detector, before, embeddings, runs, truth, maps
+
+
+def test_the_detector_is_saved_as_the_average_of_its_best_epochs_and_stays_frozen(run):
+    cfg, data, ckpt, detector, before, *_ = run
+    assert (ckpt / "avg_5_best.pth").is_file()
+    assert not any(p.requires_grad for p in detector.parameters())
+    # stage 2 and every baseline ran: the detector's weights are bit-identical
+    assert all(torch.equal(before[k], v) for k, v in detector.state_dict().items())
+    assert 0.0 <= study.utterance_eer(detector, data["test"]) <= 1.0
+
+
+def test_every_method_gives_one_map_per_test_clip_and_frame(run):
+    _, data, _, detector, _, _, _, truth, maps = run
+    frames = detector.frame_count(data["test"].waveform.shape[-1])
+    assert set(maps) == set(study.METHODS)
+    assert all(m.shape == (len(data["test"]), frames) and (m >= 0).all() for m in maps.values())
+    assert truth["labels"].shape == (len(data["test"]), frames)
+
+
+def test_tables_score_every_method_in_range(run):
+    *_, truth, maps = run
+    table = study.localisation_table(maps, truth)
+    assert set(table.index) == set(study.METHODS)
+    assert table.stack().between(0, 1).all()
+    regions = study.region_table(maps, truth)
+    assert set(regions["region"]) == {"bonafide_speech", "spoofed_speech", "transition", "non_speech"}
+
+
+def test_ablation_covers_every_mode_and_seed(run):
+    cfg, _, _, _, _, embeddings, runs, truth, _ = run
+    assert set(runs) == {(m, s) for m in ("ema", "fixed", "learnable") for s in cfg.seeds}
+    summary, per_run = study.ablation_table(runs, embeddings["test"], truth)
+    assert len(per_run) == 3 * len(cfg.seeds) and set(summary["seeds"]) == {len(cfg.seeds)}
+    auc = summary[summary["score"] == "frame_auc"]
+    assert (auc["ci_low"] <= auc["mean"]).all() and (auc["mean"] <= auc["ci_high"]).all()
+
+
+def test_no_detector_score_enters_stage_2(run):
+    """Stage 2 sees only the encoder's embeddings and the labels: re-initialising the detector's
+    classifier (Conformer and head) changes its scores but not the stage-2 loss."""
+    cfg, data, _, detector, _, embeddings, runs, *_ = run
+    explainer = runs[("ema", 0)][0]
+    other = type(detector)(detector.config).eval()
+    other.load_state_dict(detector.state_dict())
+    torch.manual_seed(123)
+    with torch.no_grad():
+        for name, p in other.named_parameters():
+            if not name.startswith("encoder."):
+                p.normal_(0, 0.5)
+    x = data["test"].waveform[:4]
+    with torch.no_grad():
+        assert not torch.allclose(detector(x), other(x))
+        losses = []
+        for model in (detector, other):
+            emb = model.embeddings(x)
+            w = explainer(emb)
+            losses.append(stage2_loss(w, explainer.prototypes.logits(emb, 0.07), data["test"].labels[:4],
+                                      torch.ones(w.shape, dtype=torch.bool), explainer.config)["total"])
+    assert torch.equal(losses[0], losses[1])
+
+
+def test_profiles_and_unknown_parameters(run):
+    _, data, _, _, _, embeddings, runs, _, maps = run
+    explainer = runs[("ema", 0)][0]
+    profiles = study.importance_profiles(maps["prototype_ema"], explainer, embeddings["test"][0], data["test"].kind)
+    assert len(profiles) == len(data["test"]) and profiles["concentration"].between(0, 1).all()
+    with pytest.raises(ConfigError, match="detector_epoch.*detector_epochs"):
+        study.make_config(detector_epoch=3)
