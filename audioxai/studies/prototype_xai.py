@@ -171,12 +171,15 @@ def baseline_maps(detector: SpoofDetector, data: SpoofSet, cfg: PrototypeStudyCo
 
 
 def localisation_table(maps: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> pd.DataFrame:
-    """Frame AUC and EER per method: pooled over every utterance (PartialSpoof's protocol) and within the
-    partially spoofed utterances only (where both classes share an utterance)."""
+    """Frame AUC and EER per method: pooled over every frame of every utterance (PartialSpoof's protocol,
+    where a fully spoofed utterance's silence counts as spoofed), over speech frames only (where the
+    spoof process left evidence), and within the partially spoofed utterances only."""
     partial = truth["labels"].any(dim=1) & ~truth["labels"].all(dim=1)
+    speech = truth["speech"]
     rows = {}
     for method, w in maps.items():
         rows[method] = {"frame_auc": frame_auc(w, truth["labels"]), "frame_eer": frame_eer(w, truth["labels"]),
+                        "frame_auc_speech": frame_auc(w, truth["labels"], speech),
                         "frame_auc_partial": frame_auc(w[partial], truth["labels"][partial]),
                         "frame_eer_partial": frame_eer(w[partial], truth["labels"][partial])}
     return pd.DataFrame(rows).T

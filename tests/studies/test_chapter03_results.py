@@ -26,7 +26,7 @@ def chapter(quick_run):
 def test_every_method_has_frame_scores_in_range(chapter):
     _, metrics = chapter
     assert 0 <= metrics["detector_eer"] <= 1 and 0 <= metrics["detector_eer_unseen"] <= 1
-    for key in ("frame_auc", "frame_eer", "frame_auc_partial"):
+    for key in ("frame_auc", "frame_eer", "frame_auc_partial", "frame_auc_speech"):
         assert set(metrics[key]) == set(METHODS), key
         assert all(0 <= v <= 1 for v in metrics[key].values()), (key, metrics[key])
 
