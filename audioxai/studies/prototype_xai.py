@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from audioxai.config import load_config
 from audioxai.data.spoofs import SpoofSet, load_spoof_corpus, spoof_corpus
@@ -35,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PrototypeStudyConfig", "make_config", "load_study_data", "train_detector_stage", "detector_scores",
            "frozen_embeddings", "train_explainers", "prototype_maps", "baseline_maps", "localisation_table",
-           "region_table", "importance_profiles", "ablation_table", "utterance_eer", "frame_truth", "upsample_frames",
+           "region_table", "importance_profiles", "ablation_table", "utterance_eer", "frame_truth",
            "METHODS", "BASELINES"]
 
 BASELINES = ("gradcam", "integrated_gradients", "attention_rollout")
@@ -244,7 +243,3 @@ def utterance_eer(detector: SpoofDetector, data: SpoofSet) -> float:
     """The detector's utterance-level EER on ``data``."""
     return equal_error_rate(detector_scores(detector, data), data.labels)
 
-
-def upsample_frames(w: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """Frame maps to another frame count (for drawing under a spectrogram), nearest neighbour."""
-    return F.interpolate(w[:, None].float(), size=num_frames, mode="nearest")[:, 0]

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import torch
 
+from audioxai.data.spoofs import FRAME_SECONDS
 from audioxai.features.spectrogram import stft_magnitude
 from audioxai.viz.figures import audio_player, plot_spectrogram
 
 __all__ = ["spoofed_spans", "plot_importance_over_spectrogram", "plot_stage_curves", "importance_explorer"]
-
-FRAME_SECONDS = 0.02
 
 
 def spoofed_spans(frame_labels: torch.Tensor, frame_seconds: float = FRAME_SECONDS) -> list[tuple[float, float]]:

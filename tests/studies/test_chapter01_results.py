@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
-import yaml
 
 from audioxai.studies.cross_modality import METHODS
 
@@ -15,12 +13,8 @@ STEM = "01_cross_modality"
 
 
 @pytest.fixture(scope="module")
-def chapter(quick_run):
-    out = quick_run.results_root / STEM
-    if not (out / "metrics.json").is_file():
-        pytest.fail(f"{STEM} wrote no metrics.json:\n{quick_run.output[-3000:]}")
-    params = yaml.safe_load((quick_run.results_root.parents[1] / "configs" / "profiles.yaml").read_text())["quick"][STEM]
-    return out, json.loads((out / "metrics.json").read_text()), params
+def chapter(quick_run, chapter_results):
+    return chapter_results(quick_run, STEM)
 
 
 def test_both_models_learn_well_above_chance_at_every_resolution(chapter):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest
 import soundfile as sf
-import yaml
 
 from audioxai.studies.lmac import METHODS
 
@@ -16,12 +14,8 @@ STEM = "02_lmac"
 
 
 @pytest.fixture(scope="module")
-def chapter(quick_run):
-    out = quick_run.results_root / STEM
-    if not (out / "metrics.json").is_file():
-        pytest.fail(f"{STEM} wrote no metrics.json:\n{quick_run.output[-3000:]}")
-    params = yaml.safe_load((quick_run.results_root.parents[1] / "configs" / "profiles.yaml").read_text())["quick"][STEM]
-    return out, json.loads((out / "metrics.json").read_text()), params
+def chapter(quick_run, chapter_results):
+    return chapter_results(quick_run, STEM)
 
 
 def test_the_classifier_learns_above_chance_and_the_decoder_stays_small(chapter):

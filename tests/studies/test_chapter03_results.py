@@ -3,7 +3,6 @@ importance, tables, figures and audio written."""
 
 from __future__ import annotations
 
-import json
 
 import pandas as pd
 import pytest
@@ -16,11 +15,9 @@ STEM = "03_prototype_xai"
 
 
 @pytest.fixture(scope="module")
-def chapter(quick_run):
-    out = quick_run.results_root / STEM
-    if not (out / "metrics.json").is_file():
-        pytest.fail(f"{STEM} wrote no metrics.json:\n{quick_run.output[-3000:]}")
-    return out, json.loads((out / "metrics.json").read_text())
+def chapter(quick_run, chapter_results):
+    out, metrics, _ = chapter_results(quick_run, STEM)
+    return out, metrics
 
 
 def test_every_method_has_frame_scores_in_range(chapter):
