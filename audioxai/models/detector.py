@@ -5,7 +5,8 @@ architecture (transformers' ``Wav2Vec2Model``: seven strided convolutions, 20 ms
 400-sample receptive field, then transformer layers) -> linear projection -> Conformer blocks with
 one learnable token per attention head prepended ("temporal-channel head tokens": each summarises
 the sequence for one head) -> the head tokens' outputs concatenated -> linear -> 2 logits (index 1 =
-spoof). Training averages the weights of the 5 epochs with the lowest validation EER (``avg_5_best``).
+spoof). Training (``audioxai.models.detector_training``) averages the weights of the 5 epochs with the
+lowest validation EER (``avg_5_best``).
 
 Simplified: the encoder is tiny and trained from scratch (``SpoofDetector.from_pretrained`` puts a
 real XLS-R folder underneath); the Conformer layers are torchaudio's (standard multi-head
@@ -31,7 +32,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -42,13 +43,11 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from audioxai.config import load_config
 from audioxai.errors import ConfigError
-from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
-from audioxai.runtime import resolve_device, seed_everything
+from audioxai.models.checkpoints import load_checkpoint
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ARCHITECTURE", "SPOOF", "DetectorConfig", "SpoofDetector", "multihead_attention_weights", "freeze",
-           "DetectorTrainConfig", "DetectorHistory", "train_detector", "rank_epochs", "average_state_dicts",
            "load_detector"]
 
 ARCHITECTURE = "xlsr_conformer_tcm"
@@ -285,190 +284,6 @@ class SpoofDetector(nn.Module):
 def freeze(model: nn.Module) -> nn.Module:
     """``model`` in eval mode with ``requires_grad`` off everywhere (what explainers expect); returns it."""
     return model.requires_grad_(False).eval()
-
-
-# ---------------------------------------------------------------------------------------------- training
-
-
-@dataclass(frozen=True)
-class DetectorTrainConfig:
-    """Optimisation of the detector.
-
-    Attributes:
-        num_epochs: passes over the training clips.
-        lr: peak AdamW learning rate of the one-cycle schedule (15% warm-up, then cosine decay).
-        batch_size: clips per step (training and validation).
-        weight_decay: AdamW (decoupled) weight decay.
-        seed: seeds torch, NumPy and Python, and the generator that shuffles the batches.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        keep_best: how many epochs (lowest val EER, ties by val loss) are averaged into the final weights.
-        class_balanced: weight the training cross-entropy by N / (2 N_class), so neither class dominates.
-        augment: per training clip, a random gain of +-``gain_db`` dB, a random circular shift of up to
-            ``shift_seconds`` and white noise at an SNR drawn from ``noise_snr_db`` (drawn from the
-            seeded generator; validation clips are never augmented). A detector that memorises voices
-            and texts overfits within a few epochs on SynthDigits voices without it.
-    """
-
-    num_epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 32
-    weight_decay: float = 1e-4
-    seed: int = 0
-    device: str = "auto"
-    keep_best: int = 5
-    class_balanced: bool = True
-    augment: bool = True
-    gain_db: float = 6.0
-    shift_seconds: float = 0.25
-    noise_snr_db: tuple[float, float] = (20.0, 50.0)
-
-    def __post_init__(self) -> None:
-        for name in ("num_epochs", "batch_size", "keep_best"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}={getattr(self, name)!r}: use an integer >= 1")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r}: use lr > 0 and weight_decay >= 0")
-
-
-@dataclass
-class DetectorHistory:
-    """Per-epoch losses and val EER; the averaged epochs (1-based); the averaged model's val scores."""
-
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_eer: list[float] = field(default_factory=list)
-    averaged_epochs: list[int] = field(default_factory=list)
-    final_val_loss: float = math.nan
-    final_val_eer: float = math.nan
-    checkpoint_path: str = ""
-
-
-def _check_split(split, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if not (isinstance(split, (tuple, list)) and len(split) == 2):
-        raise ConfigError(f"{what} should be a (waveforms, labels) pair")
-    waveforms, labels = split
-    if not (torch.is_tensor(waveforms) and waveforms.ndim == 2 and torch.is_tensor(labels)
-            and labels.shape == waveforms.shape[:1]):
-        raise ConfigError(f"{what}: waveforms should be a (N, T) tensor and labels an (N,) tensor")
-    labels = labels.long().cpu()
-    if not ((labels == 0) | (labels == 1)).all() or labels.unique().numel() != 2:
-        raise ConfigError(f"{what}: labels must be 0 (bona fide) and 1 (spoof), with both classes present")
-    return waveforms, labels
-
-
-@torch.no_grad()
-def _evaluate(model: SpoofDetector, waveforms: torch.Tensor, labels: torch.Tensor, batch_size: int,
-              device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and EER of the spoof-class softmax probability."""
-    from audioxai.metrics.detection import equal_error_rate  # written alongside; imported when needed
-
-    model.eval()
-    logits = torch.cat([model(w.to(device)).float().cpu() for w in waveforms.split(batch_size)])
-    loss = float(F.cross_entropy(logits, labels))
-    return loss, float(equal_error_rate(logits.softmax(dim=1)[:, SPOOF], labels))
-
-
-def rank_epochs(val_eer: list[float], val_loss: list[float], keep_best: int) -> list[int]:
-    """0-based indices of the ``keep_best`` epochs with the lowest val EER (ties: lower val loss, then earlier).
-
-    NaN scores rank last.
-    """
-    def key(i: int) -> tuple[float, float, int]:
-        eer, loss = val_eer[i], val_loss[i]
-        return (math.inf if math.isnan(eer) else eer, math.inf if math.isnan(loss) else loss, i)
-    return sorted(range(len(val_eer)), key=key)[:keep_best]
-
-
-def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Parameter-wise mean of ``states`` (float tensors); other tensors (integer buffers) from ``states[0]``."""
-    if not states:
-        raise ConfigError("average_state_dicts needs at least one state dict")
-    return {key: (torch.stack([s[key] for s in states]).mean(dim=0) if value.is_floating_point() else value.clone())
-            for key, value in states[0].items()}
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def augment_batch(x: torch.Tensor, config: DetectorTrainConfig, generator: torch.Generator,
-                  sample_rate: int = 16000) -> torch.Tensor:
-    """Random gain, circular shift and white noise per clip (``DetectorTrainConfig.augment``), on the CPU."""
-    n = len(x)
-    gain = 10 ** ((torch.rand(n, 1, generator=generator) * 2 - 1) * config.gain_db / 20)
-    max_shift = int(config.shift_seconds * sample_rate)
-    shifts = torch.randint(-max_shift, max_shift + 1, (n,), generator=generator) if max_shift > 0 else torch.zeros(n, dtype=torch.long)
-    x = torch.stack([torch.roll(c, int(s)) for c, s in zip(x, shifts)]) * gain
-    low, high = config.noise_snr_db
-    snr = low + (high - low) * torch.rand(n, 1, generator=generator)
-    power = x.pow(2).mean(dim=1, keepdim=True).clamp_min(1e-12)
-    noise = torch.randn(x.shape, generator=generator) * (power / 10 ** (snr / 10)).sqrt()
-    return x + noise
-
-
-def _train_epoch(model, optimizer, scheduler, waveforms, labels, config, weight, generator, device) -> float:
-    model.train()
-    total = 0.0
-    for idx in torch.randperm(len(labels), generator=generator).split(config.batch_size):
-        x, y = waveforms[idx], labels[idx].to(device)
-        if config.augment:
-            x = augment_batch(x, config, generator)
-        loss = F.cross_entropy(model(x.to(device)), y, weight=weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total += float(loss.detach()) * len(idx)
-    return total / len(labels)
-
-
-def train_detector(model: SpoofDetector, train: tuple[torch.Tensor, torch.Tensor],
-                   val: tuple[torch.Tensor, torch.Tensor], config: DetectorTrainConfig = DetectorTrainConfig(),
-                   checkpoint_dir: str | os.PathLike[str] = "checkpoints/detector") -> DetectorHistory:
-    """Train, average the ``keep_best`` best epochs' weights, load them, and save ``avg_<k>_best.pth``.
-
-    Args:
-        train, val: ``(waveforms (N, T), labels (N,))``, labels 1 = spoof; clips of one length per split.
-
-    Returns:
-        The history. The model ends on the device, in eval mode, holding the averaged weights, which
-        are saved to ``checkpoint_dir/avg_<keep_best>_best.pth`` (``avg_5_best.pth`` by default) with
-        ``describe()``, the averaged epochs and their val EERs in the metadata. With fewer epochs than
-        ``keep_best``, every epoch is averaged and the metadata says so.
-    """
-    (x_train, y_train), (x_val, y_val) = _check_split(train, "train"), _check_split(val, "val")
-    device = resolve_device(config.device)
-    generator = seed_everything(config.seed)
-    model.to(device)
-    counts = torch.bincount(y_train, minlength=2).float()
-    weight = (len(y_train) / (2 * counts)).to(device) if config.class_balanced else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.num_epochs * math.ceil(len(y_train) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.15)
-    history, kept = DetectorHistory(), {}
-    for epoch in range(config.num_epochs):
-        train_loss = _train_epoch(model, optimizer, scheduler, x_train, y_train, config, weight, generator, device)
-        val_loss, val_eer = _evaluate(model, x_val, y_val, config.batch_size, device)
-        history.train_loss.append(train_loss)
-        history.val_loss.append(val_loss)
-        history.val_eer.append(val_eer)
-        logger.info("epoch %d: train_loss %.4f val_loss %.4f val_eer %.4f", epoch + 1, train_loss, val_loss, val_eer)
-        best = rank_epochs(history.val_eer, history.val_loss, config.keep_best)
-        if epoch in best:
-            kept[epoch] = _cpu_state(model)
-        kept = {i: kept[i] for i in best if i in kept}
-    best = rank_epochs(history.val_eer, history.val_loss, config.keep_best)
-    model.load_state_dict(average_state_dicts([kept[i] for i in best]))
-    history.averaged_epochs = [i + 1 for i in best]
-    history.final_val_loss, history.final_val_eer = _evaluate(model, x_val, y_val, config.batch_size, device)
-    note = "" if len(best) == config.keep_best else f"only {len(best)} epochs ran; all were averaged"
-    metadata = {**model.describe(), "keep_best": config.keep_best, "averaged_epochs": history.averaged_epochs,
-                "averaged_val_eer": [history.val_eer[i] for i in best],
-                "averaged_val_loss": [history.val_loss[i] for i in best], "note": note,
-                "val_eer": history.final_val_eer, "val_loss": history.final_val_loss, "train": asdict(config)}
-    path = save_checkpoint(Path(checkpoint_dir) / f"avg_{config.keep_best}_best.pth", model, metadata)
-    history.checkpoint_path = str(path)
-    return history
 
 
 # ----------------------------------------------------------------------------------------------- loading

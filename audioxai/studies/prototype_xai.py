@@ -26,8 +26,8 @@ from audioxai.explain.prototypes import (PROTOTYPE_MODES, PrototypeExplainer, St
                                          load_stage2_config, nondegenerate_share, train_stage2)
 from audioxai.metrics.aggregate import bootstrap_ci
 from audioxai.metrics.detection import REGIONS, equal_error_rate, frame_auc, frame_eer, region_scores
-from audioxai.models.detector import (DetectorConfig, DetectorTrainConfig, SpoofDetector, load_detector,
-                                      train_detector)
+from audioxai.models.detector import DetectorConfig, SpoofDetector, load_detector
+from audioxai.models.detector_training import DetectorTrainConfig, train_detector
 from audioxai.runtime import resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from transformers import HubertConfig, HubertModel, Wav2Vec2Model
 import audioxai.models.detector as detector_module
 from audioxai.errors import ConfigError
 from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
-from audioxai.models.detector import (DetectorConfig, DetectorTrainConfig, SpoofDetector, average_state_dicts, freeze,
-                                      load_detector, multihead_attention_weights, rank_epochs, train_detector)
+from audioxai.models.detector import DetectorConfig, SpoofDetector, freeze, load_detector, multihead_attention_weights
+from audioxai.models.detector_training import DetectorTrainConfig, average_state_dicts, rank_epochs, train_detector
 from audioxai.models.hubert import HubertClassifier, HubertClassifierConfig
 
 TINY = DetectorConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, conv_channels=16,
