@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from transformers import HubertConfig, HubertModel, Wav2Vec2Model
 
-import audioxai.models.detector as detector_module
+import audioxai.models.detector_training as training_module
 from audioxai.errors import ConfigError
 from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
 from audioxai.models.detector import DetectorConfig, SpoofDetector, freeze, load_detector, multihead_attention_weights
@@ -143,18 +143,18 @@ def trained(tmp_path_factory):
     runs = []
     for run in range(2):
         states = []
-        original = detector_module._cpu_state
+        original = training_module._cpu_state
 
         def recording(model, states=states):
             states.append(original(model))
             return states[-1]
 
-        detector_module._cpu_state = recording
+        training_module._cpu_state = recording
         try:
             model = tiny_detector(seed=5)
             history = train_detector(model, train, val, config, tmp_path_factory.mktemp(f"run{run}"))
         finally:
-            detector_module._cpu_state = original
+            training_module._cpu_state = original
         runs.append((model, history, states))
     return runs, val
 
