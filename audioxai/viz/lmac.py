@@ -80,35 +80,18 @@ def threshold_mask(mask: torch.Tensor, threshold: float) -> torch.Tensor:
 def lmac_explorer(lmac, waveforms: torch.Tensor, masks: dict[str, torch.Tensor], phonemes: Sequence = (),
                   labels: Sequence[int] = ()):
     """Pick sample, method and threshold; see the mask under the phonemes and hear the masked audio."""
-    import ipywidgets as widgets
-    from IPython.display import display
+    from audioxai.viz.widgets import threshold_explorer
 
-    method = widgets.Dropdown(options=list(masks), description="method")
-    sample = widgets.IntSlider(min=0, max=len(waveforms) - 1, description="sample")
-    threshold = widgets.FloatSlider(min=0.0, max=0.95, step=0.05, value=0.0, description="threshold")
-    output = widgets.Output()
-    rendered: list[tuple] = []
+    device = next(lmac.decoder.parameters()).device
 
-    def render(_=None) -> None:
-        x = waveforms[sample.value]
-        m = threshold_mask(masks[method.value][sample.value], threshold.value)
+    def draw(method: str, i: int, threshold: float) -> tuple:
+        x = waveforms[i]
+        m = threshold_mask(masks[method][i], threshold)
         with torch.no_grad():
-            heard = lmac.apply_mask(x[None].to(next(lmac.decoder.parameters()).device), m[None].to(
-                next(lmac.decoder.parameters()).device))[0].cpu()
-        with output:
-            output.clear_output(wait=True)
-            digit = f", digit {labels[sample.value]}" if len(labels) else ""
-            fig = plot_mask_over_phonemes(x, {method.value: m}, lmac.sample_rate,
-                                          phonemes[sample.value] if len(phonemes) else (), lmac.config.n_fft,
-                                          lmac.config.hop_length, f"sample {sample.value}{digit}")
-            display(fig)
-            plt.close(fig)
-            display(audio_player(heard, lmac.sample_rate))
-        rendered.append((method.value, sample.value, threshold.value))
+            heard = lmac.apply_mask(x[None].to(device), m[None].to(device))[0].cpu()
+        digit = f", digit {labels[i]}" if len(labels) else ""
+        fig = plot_mask_over_phonemes(x, {method: m}, lmac.sample_rate, phonemes[i] if len(phonemes) else (),
+                                      lmac.config.n_fft, lmac.config.hop_length, f"sample {i}{digit}")
+        return fig, audio_player(heard, lmac.sample_rate)
 
-    for control in (method, sample, threshold):
-        control.observe(render, names="value")
-    render()
-    box = widgets.VBox([widgets.HBox([method, threshold]), sample, output])
-    box.rendered = rendered  # what was drawn, in order (for tests and for notebooks that log it)
-    return box
+    return threshold_explorer(list(masks), len(waveforms), draw)

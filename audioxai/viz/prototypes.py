@@ -90,34 +90,16 @@ def importance_explorer(waveforms: torch.Tensor, sample_rate: int, maps: dict[st
                         frame_labels: torch.Tensor, captions: Sequence[str] = (), frame_seconds: float = FRAME_SECONDS):
     """Pick an utterance and a method and a threshold: see the map over the spectrogram and hear the frames
     whose importance reaches the threshold (the rest silenced)."""
-    import ipywidgets as widgets
-    from IPython.display import display
+    from audioxai.viz.widgets import threshold_explorer
 
-    method = widgets.Dropdown(options=list(maps), description="method")
-    sample = widgets.IntSlider(min=0, max=len(waveforms) - 1, description="utterance")
-    threshold = widgets.FloatSlider(min=0.0, max=0.95, step=0.05, value=0.5, description="threshold")
-    output = widgets.Output()
-    rendered: list[tuple] = []
+    hop = int(round(frame_seconds * sample_rate))
 
-    def render(_=None) -> None:
-        x, w = waveforms[sample.value], maps[method.value][sample.value]
-        shown = w / w.max().clamp_min(1e-12)
-        hop = int(round(frame_seconds * sample_rate))
-        gate = (shown >= threshold.value).float().repeat_interleave(hop)
+    def draw(method: str, i: int, threshold: float) -> tuple:
+        x, w = waveforms[i], maps[method][i]
+        gate = (w / w.max().clamp_min(1e-12) >= threshold).float().repeat_interleave(hop)
         gate = torch.nn.functional.pad(gate, (0, max(0, x.numel() - gate.numel())))[: x.numel()]
-        with output:
-            output.clear_output(wait=True)
-            caption = captions[sample.value] if len(captions) else f"utterance {sample.value}"
-            fig = plot_importance_over_spectrogram(x, sample_rate, {method.value: w}, frame_labels[sample.value],
-                                                   title=caption)
-            display(fig)
-            plt.close(fig)
-            display(audio_player(x * gate, sample_rate))
-        rendered.append((method.value, sample.value, threshold.value))
+        caption = captions[i] if len(captions) else f"utterance {i}"
+        fig = plot_importance_over_spectrogram(x, sample_rate, {method: w}, frame_labels[i], title=caption)
+        return fig, audio_player(x * gate, sample_rate)
 
-    for control in (method, sample, threshold):
-        control.observe(render, names="value")
-    render()
-    box = widgets.VBox([widgets.HBox([method, threshold]), sample, output])
-    box.rendered = rendered
-    return box
+    return threshold_explorer(list(maps), len(waveforms), draw, sample_label="utterance", threshold=0.5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import display
@@ -12,7 +14,7 @@ from audioxai.data.speech import ENGLISH_VOICES, synthesize
 from audioxai.data.synthdigits import SPEAKER_VARIANTS
 from audioxai.viz.figures import audio_player, plot_alignment
 
-__all__ = ["synthesis_explorer"]
+__all__ = ["synthesis_explorer", "explanation_explorer", "threshold_explorer"]
 
 
 def synthesis_explorer(text: str = "place blue at seven now", sample_rate: int = 16000) -> widgets.VBox:
@@ -89,3 +91,34 @@ def explanation_explorer(explained: dict[tuple[str, int], tuple]) -> widgets.VBo
     sync()
     render()
     return widgets.VBox([widgets.HBox([dataset, resolution, method]), sample, output])
+
+
+def threshold_explorer(methods: Sequence[str], count: int, draw: Callable[[str, int, float], tuple],
+                       sample_label: str = "sample", threshold: float = 0.0) -> widgets.VBox:
+    """Method and threshold controls over a sample slider and one output area (chapters 2 and 3).
+
+    ``draw(method, index, threshold)`` returns ``(figure, audio widget)`` for that choice; both are shown
+    (the figure then closed) on every change. The box's ``rendered`` lists each ``(method, sample,
+    threshold)`` drawn, in order, for tests and for notebooks that log it.
+    """
+    method = widgets.Dropdown(options=list(methods), description="method")
+    sample = widgets.IntSlider(min=0, max=count - 1, description=sample_label)
+    level = widgets.FloatSlider(min=0.0, max=0.95, step=0.05, value=threshold, description="threshold")
+    output = widgets.Output()
+    rendered: list[tuple] = []
+
+    def render(_=None) -> None:
+        fig, audio = draw(method.value, sample.value, level.value)
+        with output:
+            output.clear_output(wait=True)
+            display(fig)
+            plt.close(fig)
+            display(audio)
+        rendered.append((method.value, sample.value, level.value))
+
+    for control in (method, sample, level):
+        control.observe(render, names="value")
+    render()
+    box = widgets.VBox([widgets.HBox([method, level]), sample, output])
+    box.rendered = rendered
+    return box
