@@ -70,7 +70,8 @@ def _frame_segments(num_samples: int, sample_rate: int, hop_length: int, edges: 
 
 def _tiled_segments(boundaries: list[tuple[str, float, float]], duration: float) -> list[tuple[str, float, float]]:
     """The aligned items sorted in time, with ``gap`` segments filling what they leave of [0, duration]."""
-    items = sorted((str(label), max(0.0, float(t0)), min(duration, float(t1))) for label, t0, t1 in boundaries)
+    items = sorted(((str(label), max(0.0, float(t0)), min(duration, float(t1))) for label, t0, t1 in boundaries),
+                   key=lambda item: (item[1], item[2]))
     out, cursor = [], 0.0
     for label, t0, t1 in items:
         if t0 >= t1:

@@ -40,6 +40,13 @@ def test_aligned_boundaries_get_gap_features_between_them():
     assert tight.labels == ["a", "b"]  # a 0.2 ms gap holds no frame centre: dropped
 
 
+def test_aligned_boundaries_keep_time_order_whatever_their_labels():
+    # a phoneme alignment repeats labels and is not in alphabetical order
+    f = AudioFeatures.time_segments(N, SR, boundaries=[("t", 0.0, 0.06), ("a", 0.06, 0.12), ("t", 0.12, 0.25)])
+    assert f.labels == ["t", "a", "t"] and _is_partition(f)
+    assert [b[:2] for b in f.bounds] == [(0.0, 0.06), (0.06, 0.12), (0.12, 0.25)]
+
+
 def test_time_frequency_patches_are_mel_bands_by_windows():
     f = AudioFeatures.time_frequency_patches(N, SR, num_bands=4, num_windows=3)
     assert f.num_features == 12 and f.kind == "time_frequency" and _is_partition(f)
