@@ -53,8 +53,11 @@ class ShapASRStudyConfig:
 
     Attributes:
         num_sentences, num_speakers: the sentence corpus (speakers split 3:1:1 into train, val, test).
-        hidden_size, num_layers, num_heads, intermediate_size: the recogniser (other settings: ``ASRConfig``).
-        num_epochs, lr, batch_size: its training (noise augmentation: ``ASRTrainConfig``'s defaults).
+        hidden_size, num_layers, num_heads, intermediate_size, hidden_dropout, mask_time_prob: the
+            recogniser (other settings: ``ASRConfig``).
+        num_epochs, lr, batch_size, noise_prob, speed_factors: its training (noise of all six kinds at
+            5-30 dB SNR in a share ``noise_prob`` of the utterances; speed perturbation; ``ASRTrainConfig``).
+        max_val_utterances: validation utterances scored after every epoch (the best epoch is kept).
         noise_types, snrs_db, max_test_utterances: the WER test sets (every utterance clean and mixed
             with each noise type at each SNR).
         num_explained: clean test utterances explained over time.
@@ -66,20 +69,26 @@ class ShapASRStudyConfig:
         replacement: what a removed feature becomes: ``silence``, ``noise`` or ``mean``.
         num_bands, num_windows: time-frequency patches (mel-spaced bands x time windows).
         tf_snr_db, tf_utterances: mixtures explained over time-frequency patches, per noise type.
-        pocketsphinx_utterances, pocketsphinx_budget: clean test utterances pocketsphinx transcribes, and
-            coalitions per explanation of it (it decodes one utterance at a time, so fewer).
+        pocketsphinx_utterances, pocketsphinx_explained, pocketsphinx_budget: clean test utterances
+            pocketsphinx transcribes, how many of them are explained, and coalitions per explanation (it
+            decodes one utterance at a time, about 0.1 s each, so fewer).
         seed, device: corpus, weights and sampling seed; placement.
     """
 
-    num_sentences: int = 2400
-    num_speakers: int = 40
-    hidden_size: int = 144
-    num_layers: int = 3
+    num_sentences: int = 4000
+    num_speakers: int = 99
+    hidden_size: int = 128
+    num_layers: int = 2
     num_heads: int = 4
-    intermediate_size: int = 288
-    num_epochs: int = 30
-    lr: float = 2e-3
-    batch_size: int = 16
+    intermediate_size: int = 256
+    hidden_dropout: float = 0.1
+    mask_time_prob: float = 0.05
+    num_epochs: int = 14
+    lr: float = 3e-3
+    batch_size: int = 8
+    noise_prob: float = 0.5
+    speed_factors: tuple[float, ...] = (0.9, 1.0, 1.1)
+    max_val_utterances: int = 150
     noise_types: tuple[str, ...] = ("white", "pink", "babble", "music", "traffic", "wind")
     snrs_db: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0)
     max_test_utterances: int = 200
@@ -95,7 +104,8 @@ class ShapASRStudyConfig:
     tf_snr_db: float = 5.0
     tf_utterances: int = 10
     pocketsphinx_utterances: int = 20
-    pocketsphinx_budget: int = 256
+    pocketsphinx_explained: int = 10
+    pocketsphinx_budget: int = 128
     seed: int = 0
     device: str = "auto"
 
@@ -126,9 +136,11 @@ def train_recognizer(corpus: dict[str, list[SentenceItem]], cfg: ShapASRStudyCon
     checkpoint loads (``CTCRecognizer.from_pretrained``); the reloaded model is returned, in eval mode."""
     seed_everything(cfg.seed)
     model = CTCRecognizer.from_config(ASRConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-                                                num_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size))
-    history = train_asr(model, corpus["train"], corpus["val"],
+                                                num_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
+                                                hidden_dropout=cfg.hidden_dropout, mask_time_prob=cfg.mask_time_prob))
+    history = train_asr(model, corpus["train"], corpus["val"][: cfg.max_val_utterances],
                         ASRTrainConfig(num_epochs=cfg.num_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                                       noise_prob=cfg.noise_prob, speed_factors=tuple(cfg.speed_factors),
                                        device=cfg.device))
     folder = model.save_pretrained(Path(checkpoint_dir) / "asr")
     recognizer = CTCRecognizer.from_pretrained(folder).to(resolve_device(cfg.device)).eval()

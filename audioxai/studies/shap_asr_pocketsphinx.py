@@ -72,7 +72,7 @@ def _explain(recognizer: PocketSphinxRecognizer, sample: ASRSample, hypothesis: 
 
 def pocketsphinx_section(samples: list[ASRSample], cfg) -> PocketSphinxResults:
     """Transcribe the first ``cfg.pocketsphinx_utterances`` clean test utterances and their mixtures at
-    ``cfg.tf_snr_db``; explain the first ``cfg.num_explained`` clean ones with a non-empty hypothesis."""
+    ``cfg.tf_snr_db``; explain the first ``cfg.pocketsphinx_explained`` clean ones with a non-empty hypothesis."""
     recognizer = PocketSphinxRecognizer()
     clean = [s for s in samples if s.noise_type == "clean"][: cfg.pocketsphinx_utterances]
     utterances = {s.metadata["utterance"] for s in clean}
@@ -84,7 +84,7 @@ def pocketsphinx_section(samples: list[ASRSample], cfg) -> PocketSphinxResults:
     wer_noisy = {n: word_error_rate(list(g["reference"]), list(g["hypothesis"]))
                  for n, g in table[~is_clean].groupby("noise_type")}
     hyps = dict(zip(table["id"], table["hypothesis"]))
-    chosen = [s for s in clean if hyps[s.id].strip()][: cfg.num_explained]
+    chosen = [s for s in clean if hyps[s.id].strip()][: cfg.pocketsphinx_explained]
     explained = [_explain(recognizer, s, hyps[s.id], cfg) for s in chosen]
     per_utt, hits, total = [], 0.0, 0
     for e in explained:
