@@ -178,6 +178,7 @@ def word_listener(waveforms: Sequence[torch.Tensor], sample_rate: int, words: Se
     def sync(_=None) -> None:
         syncing[0] = True
         word.options = [(n, k) for k, n in enumerate(output_names[utterance.value])]
+        word.value = 0  # a Dropdown given its first options has no selection yet
         syncing[0] = False
 
     def render(_=None) -> None:
