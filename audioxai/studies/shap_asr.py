@@ -32,7 +32,8 @@ from audioxai.metrics.asr_attribution import (align_words, cross_condition_consi
                                               mass_correlations, patch_mask_means, phoneme_attribution_accuracy,
                                               speech_noise_identification_accuracy, word_attribution_accuracy)
 from audioxai.metrics.wer import utterance_wer, word_error_rate
-from audioxai.models.asr import ASRConfig, CTCRecognizer, confidence, word_log_prob_fn
+from audioxai.models.asr import ASRConfig, CTCRecognizer
+from audioxai.models.ctc_scores import confidence, word_log_prob_fn
 from audioxai.models.asr_training import ASRHistory, ASRTrainConfig, train_asr
 from audioxai.runtime import resolve_device, seed_everything
 

@@ -8,8 +8,9 @@ import torchaudio
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Model
 
 from audioxai.errors import AudioInputError, ConfigError
-from audioxai.models.asr import (VOCAB, ASRConfig, CTCRecognizer, build_ctc_model, confidence, decode_ids,
-                                 encode_transcript, forced_alignment, gabor_filterbank, word_column, word_log_prob_fn)
+from audioxai.models.asr import (VOCAB, ASRConfig, CTCRecognizer, build_ctc_model, decode_ids, encode_transcript,
+                                 gabor_filterbank)
+from audioxai.models.ctc_scores import confidence, forced_alignment, word_column, word_log_prob_fn
 
 TINY = ASRConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, conv_dim=(16, 16, 16),
                  num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4)
