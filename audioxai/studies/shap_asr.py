@@ -40,7 +40,8 @@ from audioxai.runtime import resolve_device, seed_everything
 logger = logging.getLogger(__name__)
 
 __all__ = ["ShapASRStudyConfig", "make_config", "load_corpus", "train_recognizer", "build_testsets",
-           "recognition_table", "wer_by_noise", "TimeExplanation", "explain_time", "accuracy_table", "cost_table",
+           "recognition_table", "wer_by_noise", "TimeExplanation", "explain_time", "pooled_accuracy", "accuracy_table",
+           "cost_table",
            "tf_samples", "explain_time_frequency", "mask_table", "mass_table", "TIME_ESTIMATORS"]
 
 #: Estimators run on the fixed time windows, in table order (exact only when M <= exact_max_features).
@@ -265,37 +266,34 @@ def explain_time(recognizer: CTCRecognizer, samples: list[ASRSample], cfg: ShapA
     return out
 
 
+def pooled_accuracy(scores: list[tuple[float, int]], seed: int = 0) -> dict[str, float]:
+    """Accuracy pooled over words from per-utterance ``(accuracy, paired words)``, and the mean over
+    utterances with its 95% bootstrap interval (utterances without a paired word are left out)."""
+    kept = [(acc, n) for acc, n in scores if n]
+    words = sum(n for _, n in kept)
+    mean, low, high = bootstrap_ci([acc for acc, _ in kept], seed=seed)
+    return {"word_accuracy": sum(acc * n for acc, n in kept) / words if words else math.nan,
+            "utterance_mean": mean, "ci_low": low, "ci_high": high, "words": words}
+
+
+def _paired(intervals: list) -> int:
+    return sum(i is not None for i in intervals)
+
+
 def accuracy_table(explained: list[TimeExplanation], seed: int = 0) -> pd.DataFrame:
-    """Per estimator: word attribution accuracy over windows (mean and 95% bootstrap interval over
-    utterances), pooled over words; and, for our KernelSHAP, the same against phoneme segments."""
+    """Per estimator: word attribution accuracy over windows (pooled over words; mean and 95% bootstrap
+    interval over utterances); and, for our KernelSHAP, the same against phoneme segments."""
     rows = []
     names = sorted({n for e in explained for n in e.explanations}, key=lambda n: TIME_ESTIMATORS.index(n))
     for name in names:
-        per_utt, hits, total = [], 0.0, 0
-        for e in explained:
-            ex = e.explanations.get(name)
-            if ex is None or ex.error:
-                continue
-            per_word = [ex.values[:, k] for k in range(len(e.words))]
-            acc = word_attribution_accuracy(per_word, e.features.bounds, e.word_intervals)
-            paired = sum(i is not None for i in e.word_intervals)
-            if paired:
-                per_utt.append(acc)
-                hits, total = hits + acc * paired, total + paired
-        mean, low, high = bootstrap_ci(per_utt, seed=seed)
-        rows.append({"estimator": name, "features": "windows", "word_accuracy": hits / total if total else math.nan,
-                     "utterance_mean": mean, "ci_low": low, "ci_high": high, "words": total})
-    per_utt, hits, total = [], 0.0, 0
-    for e in explained:
-        per_word = [e.phoneme_explanation.values[:, k] for k in range(len(e.words))]
-        acc = phoneme_attribution_accuracy(per_word, [b[:2] for b in e.phoneme_features.bounds], e.word_intervals)
-        paired = sum(i is not None for i in e.word_intervals)
-        if paired:
-            per_utt.append(acc)
-            hits, total = hits + acc * paired, total + paired
-    mean, low, high = bootstrap_ci(per_utt, seed=seed)
-    rows.append({"estimator": "kernel_shap", "features": "phonemes", "word_accuracy": hits / total if total else math.nan,
-                 "utterance_mean": mean, "ci_low": low, "ci_high": high, "words": total})
+        scores = [(word_attribution_accuracy([e.explanations[name].values[:, k] for k in range(len(e.words))],
+                                             e.features.bounds, e.word_intervals), _paired(e.word_intervals))
+                  for e in explained if name in e.explanations and not e.explanations[name].error]
+        rows.append({"estimator": name, "features": "windows", **pooled_accuracy(scores, seed)})
+    scores = [(phoneme_attribution_accuracy([e.phoneme_explanation.values[:, k] for k in range(len(e.words))],
+                                            [b[:2] for b in e.phoneme_features.bounds], e.word_intervals),
+               _paired(e.word_intervals)) for e in explained]
+    rows.append({"estimator": "kernel_shap", "features": "phonemes", **pooled_accuracy(scores, seed)})
     return pd.DataFrame(rows)
 
 

@@ -16,10 +16,10 @@ import pandas as pd
 
 from audioxai.data.asr_testset import ASRSample
 from audioxai.explain.shap_asr import AudioFeatures, AudioGame, ShapleyExplanation, kernel_shap
-from audioxai.metrics.aggregate import bootstrap_ci
 from audioxai.metrics.asr_attribution import align_words, word_attribution_accuracy
 from audioxai.metrics.wer import utterance_wer, word_error_rate
 from audioxai.models.pocketsphinx_asr import PocketSphinxRecognizer, pocketsphinx_value_fn
+from audioxai.studies.shap_asr import pooled_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -86,18 +86,11 @@ def pocketsphinx_section(samples: list[ASRSample], cfg) -> PocketSphinxResults:
     hyps = dict(zip(table["id"], table["hypothesis"]))
     chosen = [s for s in clean if hyps[s.id].strip()][: cfg.pocketsphinx_explained]
     explained = [_explain(recognizer, s, hyps[s.id], cfg) for s in chosen]
-    per_utt, hits, total = [], 0.0, 0
-    for e in explained:
-        acc = word_attribution_accuracy([e.explanation.values[:, k] for k in range(len(e.words))],
-                                        e.features.bounds, e.word_intervals)
-        paired = sum(i is not None for i in e.word_intervals)
-        if paired:
-            per_utt.append(acc)
-            hits, total = hits + acc * paired, total + paired
-    mean, low, high = bootstrap_ci(per_utt, seed=cfg.seed)
+    scores = [(word_attribution_accuracy([e.explanation.values[:, k] for k in range(len(e.words))],
+                                         e.features.bounds, e.word_intervals), sum(i is not None for i in e.word_intervals))
+              for e in explained]
     accuracy = pd.DataFrame([{
-        "estimator": "kernel_shap", "word_accuracy": hits / total if total else math.nan, "utterance_mean": mean,
-        "ci_low": low, "ci_high": high, "words": total,
+        "estimator": "kernel_shap", **pooled_accuracy(scores, cfg.seed),
         "additivity_max_error": max((e.explanation.max_additivity_error for e in explained), default=math.nan),
         "seconds": sum(e.explanation.seconds for e in explained) / max(len(explained), 1),
         "evaluations": sum(e.explanation.num_evaluations for e in explained) / max(len(explained), 1)}])

@@ -123,3 +123,10 @@ def test_bad_parameters_are_refused():
         study.make_config(noise_types=["thunder"])
     with pytest.raises(ConfigError, match="tf_snr_db"):
         study.tf_samples([], _config(tf_snr_db=10.0))
+
+
+def test_pooled_accuracy_weights_utterances_by_their_paired_words():
+    pooled = study.pooled_accuracy([(1.0, 2), (0.0, 1), (math.nan, 0)])
+    assert pooled["word_accuracy"] == pytest.approx(2 / 3) and pooled["words"] == 3
+    assert pooled["utterance_mean"] == pytest.approx(0.5) and pooled["ci_low"] <= 0.5 <= pooled["ci_high"]
+    assert math.isnan(study.pooled_accuracy([])["word_accuracy"])
