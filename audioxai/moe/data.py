@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from audioxai.data.audio import load_audio
+from audioxai.data.audiomnist import fix_length
 from audioxai.data.folders import MetadataRow, read_metadata
 from audioxai.errors import AudioInputError, DatasetError
 
@@ -66,9 +67,7 @@ def label_set(rows: list[MetadataRow], multi_label: bool) -> LabelSet:
 def load_clip(path: str | os.PathLike[str], sample_rate: int, num_samples: int) -> torch.Tensor:
     """One clip as (num_samples,) float32 at ``sample_rate`` (mono, resampled, cut or zero-padded)."""
     x, _ = load_audio(path, sample_rate=sample_rate)
-    if x.numel() >= num_samples:
-        return x[:num_samples].contiguous()
-    return torch.nn.functional.pad(x, (0, num_samples - x.numel()))
+    return fix_length(x, num_samples)
 
 
 def load_split(rows: list[MetadataRow], labels: LabelSet, sample_rate: int,

@@ -117,23 +117,10 @@ def load_spectro_config(path: str | os.PathLike[str]) -> SpectroConfig:
         ConfigError: naming the file and the unknown key, wrong type or impossible value.
     """
     source = Path(path) / SPECTRO_CONFIG_NAME if Path(path).is_dir() else Path(path)
-    values = _read_json(source)
     try:
-        return load_config(SpectroConfig, values)
+        return load_config(SpectroConfig, source)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from err
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: check the path (it is written by the training run)")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}): rewrite it or delete it to regenerate") from err
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path} should hold a JSON object, not {type(values).__name__}")
-    return values
 
 
 class PCEN(nn.Module):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from audioxai.atomic import atomic_write_text
 from audioxai.config import config_to_dict, load_config
 from audioxai.errors import ConfigError
-from audioxai.moe.frontend import NOISY_SNR_DB, TONAL_FLATNESS, SpectroConfig, _read_json, frontend_shape
+from audioxai.moe.frontend import NOISY_SNR_DB, TONAL_FLATNESS, SpectroConfig, frontend_shape
 
 if TYPE_CHECKING:
     from audioxai.moe.profiling import DatasetProfile
@@ -269,9 +269,8 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         ConfigError: naming the file and the unknown key, wrong type or inconsistent value.
     """
     source = Path(path) / POLICY_NAME if Path(path).is_dir() else Path(path)
-    values = _read_json(source)
     try:
-        return load_config(Policy, values)
+        return load_config(Policy, source)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from err
 

@@ -325,12 +325,6 @@ def load_profile(path: str | os.PathLike[str]) -> DatasetProfile:
     if not path.is_file():
         raise ConfigError(f"profile file {path} does not exist: write one with save_profile(profile_dataset(...))")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}): rewrite it with save_profile") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} holds a {type(data).__name__}, not a profile mapping: rewrite it with save_profile")
-    try:
-        return load_config(DatasetProfile, data)
+        return load_config(DatasetProfile, path)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}; rewrite it with save_profile(profile_dataset(...))") from err
