@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import platform
 import random
+import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from audioxai.errors import ConfigError
 
-__all__ = ["resolve_device", "seed_everything", "describe_device"]
+__all__ = ["resolve_device", "seed_everything", "describe_device", "best_wall_times"]
 
 _SUPPORTED = "use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
 
@@ -71,6 +73,27 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
+
+
+def best_wall_times(cases: dict[str, Callable[[], object]], repeats: int, device: str | torch.device = "cpu"
+                    ) -> tuple[dict[str, float], dict[str, object]]:
+    """Best wall time of each case over ``repeats`` rounds, and each case's last result.
+
+    The cases are interleaved within a round, so a change in the machine's load hits them alike; on CUDA
+    the device is synchronised before and after each call, so queued kernels are counted.
+    """
+    cuda = torch.device(device).type == "cuda"
+    seconds, results = {name: float("inf") for name in cases}, {}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            results[name] = fn()
+            if cuda:
+                torch.cuda.synchronize()
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+    return seconds, results
 
 
 def describe_device(device: str | torch.device = "auto") -> dict[str, str | None]:

@@ -13,27 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
 from audioxai.explain.lmac import LMAC, LMACConfig
 from audioxai.explain.mask_baselines import attribution_masks
 from audioxai.models.hubert import HubertClassifier, HubertClassifierConfig
-from audioxai.runtime import resolve_device
-
-
-def timed(fn, repeats: int, device: torch.device) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+from audioxai.runtime import best_wall_times, resolve_device
 
 
 def main() -> None:
@@ -59,7 +45,7 @@ def main() -> None:
     }
     for fn in cases.values():  # warm-up
         fn()
-    seconds = {name: timed(fn, args.repeats, device) for name, fn in cases.items()}
+    seconds, _ = best_wall_times(cases, args.repeats, device)
     print(f"torch {torch.__version__}, device {device}, {args.threads} CPU thread(s), batch {batch} x 1 s at 16 kHz, "
           f"{args.domain} masks")
     print(f"{'method':<26}{'seconds':>10}{'explanations/s':>16}{'x L-MAC time':>14}")

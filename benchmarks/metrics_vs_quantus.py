@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -44,6 +43,7 @@ from audioxai.metrics.faithfulness import faithfulness_correlation
 from audioxai.metrics.randomisation import model_parameter_randomisation, random_logit, randomisable_layers
 from audioxai.metrics.robustness import avg_sensitivity
 from audioxai.models.cnn import DigitCNN, first_pool_for
+from audioxai.runtime import best_wall_times
 
 NUM_CLASSES, NUM_RUNS, SUBSET_SIZE, NUM_SAMPLES, RADIUS = 10, 100, 224, 20, 0.2
 SIZE = 64  # spectrograms of SIZE mel bands x SIZE frames
@@ -57,21 +57,6 @@ def spectrograms(n: int, device: str) -> torch.Tensor:
     tilt = torch.rand(n, 1, generator=gen) * 0.95
     coloured = torch.cat([noise[:, :1], noise[:, 1:] + tilt * noise[:, :-1]], dim=1)
     return log_mel_spectrogram(coloured, 16000, n_mels=64, hop_length=160)[:, None, :, :64].to(device)
-
-
-def timed(case: dict[str, Callable[[], object]], repeats: int, device: str) -> dict[str, float]:
-    """Best wall time of each callable over ``repeats`` rounds, interleaved so load drifts hit all alike."""
-    best = {kind: float("inf") for kind in case}
-    for _ in range(repeats):
-        for kind, fn in case.items():
-            if device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device == "cuda":
-                torch.cuda.synchronize()
-            best[kind] = min(best[kind], time.perf_counter() - start)
-    return best
 
 
 def quantus_explainer(device: str) -> Callable[..., np.ndarray]:
@@ -174,7 +159,7 @@ def main() -> None:
     print(header + "\n" + "-" * len(header))
     ratios = {}
     for name, case in cases(model, x, y, a, device).items():
-        t = timed(case, args.repeats, device)
+        t, _ = best_wall_times(case, args.repeats, device)
         ratios[name] = {"ours/floor": round(t["ours"] / t["floor"], 2),
                         "quantus/floor": round(t["quantus"] / t["floor"], 2),
                         "quantus/ours": round(t["quantus"] / t["ours"], 2)}

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 from types import SimpleNamespace
 
 import torch
@@ -32,24 +30,11 @@ from audioxai.moe.frontend import SpectroConfig
 from audioxai.moe.network import MoENetwork
 from audioxai.moe.policy import make_policy
 from audioxai.moe.router import dispatch, dispatch_loop
-from audioxai.runtime import resolve_device
+from audioxai.runtime import best_wall_times, resolve_device
 
 SAMPLE_RATE = 16000
 CLEAN_PROFILE = SimpleNamespace(fmax_eff=7000.0, quality_score=0.8, transient_rate=0.1, snr_db_proxy=25.0,
                                 spectral_flatness=0.3)
-
-
-def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def build(budget: str, device: torch.device) -> MoENetwork:
@@ -85,7 +70,7 @@ def main() -> None:
         for fn in cases.values():  # warm-up
             fn()
         diff = float((cases["dispatch_batched"]() - cases["dispatch_loop"]()).abs().max())
-        seconds = {name: timed(fn, args.repeats, device) for name, fn in cases.items()}
+        seconds, _ = best_wall_times(cases, args.repeats, device)
         mean_k = {"accuracy": float(accuracy(x).k.float().mean()), "latency": float(latency(x).k.float().mean())}
     print(f"torch {torch.__version__}, device {device}, {args.threads} CPU thread(s), batch {batch} x 1 s at 16 kHz, "
           f"{len(experts)} experts, mean K accuracy {mean_k['accuracy']:.2f} / latency {mean_k['latency']:.2f}")

@@ -25,15 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from audioxai.explain.shap_asr import AudioFeatures, AudioGame, kernel_shap, shap_kernel
 from audioxai.features.spectrogram import log_mel_spectrogram
-from audioxai.runtime import resolve_device
+from audioxai.runtime import best_wall_times, resolve_device
 
 SAMPLE_RATE, SECONDS, OUTPUTS = 16000, 1.5, 8
 
@@ -64,23 +62,6 @@ def synthetic_waveform(num_samples: int, seed: int = 0) -> torch.Tensor:
     voice = sum(torch.sin(h * phase) / h for h in range(1, 8))
     envelope = torch.sin(torch.pi * t * 3 / SECONDS).clamp_min(0) ** 2
     return 0.2 * voice * envelope + 0.01 * torch.randn(num_samples, generator=g)
-
-
-def timed(cases: dict[str, Callable[[], object]], repeats: int, device: torch.device
-          ) -> tuple[dict[str, float], dict[str, object]]:
-    """Best wall time of each case over ``repeats`` rounds, the cases interleaved within a round so a
-    change in the machine's load hits them alike; and each case's last result."""
-    seconds, results = {name: float("inf") for name in cases}, {}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            results[name] = fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds[name] = min(seconds[name], time.perf_counter() - start)
-    return seconds, results
 
 
 def report(args: argparse.Namespace, device: torch.device, batch: int, seconds: dict[str, float],
@@ -148,7 +129,7 @@ def main() -> None:
     for name, fn in cases.items():
         if name != "shap":
             fn()  # warm-up
-    seconds, results = timed(cases, args.repeats, device)
+    seconds, results = best_wall_times(cases, args.repeats, device)
     equal = report(args, device, batch, seconds, results, len(waveforms))
     if not equal:
         sys.exit(1)

@@ -84,3 +84,14 @@ def test_importing_audioxai_sets_hugging_face_offline():
     import audioxai  # noqa: F401
 
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_best_wall_times_interleaves_the_cases_and_keeps_each_last_result():
+    from audioxai.runtime import best_wall_times
+
+    calls = []
+    cases = {"a": lambda: calls.append("a") or len(calls), "b": lambda: calls.append("b") or len(calls)}
+    seconds, results = best_wall_times(cases, repeats=3)
+    assert calls == ["a", "b"] * 3
+    assert results == {"a": 5, "b": 6}
+    assert set(seconds) == {"a", "b"} and all(0 <= s < 1 for s in seconds.values())
