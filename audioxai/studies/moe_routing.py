@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from audioxai.moe.classifier import MoEAudioClassifier
 from audioxai.moe.data import load_split, split_rows
 from audioxai.moe.network import MonolithicCNN, flops_per_sample, gradcam, matched_baseline
 from audioxai.moe.profiling import DatasetProfile, profile_dataset
-from audioxai.runtime import resolve_device, seed_everything
+from audioxai.runtime import best_wall_times, resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -134,13 +133,6 @@ def train_baseline(clf: MoEAudioClassifier, root: Path, cfg: MoEStudyConfig) -> 
     return model.eval(), history
 
 
-@torch.no_grad()
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
-    model.eval()
-    logits = torch.cat([model(x[i:i + 32].to(device)).cpu() for i in range(0, len(x), 32)])
-    return float((logits.argmax(1) == y).float().mean())
-
-
 def routing_table(clf: MoEAudioClassifier, x: torch.Tensor, meta: pd.DataFrame) -> pd.DataFrame:
     """One row per test clip: label, quality subset, sample rate, K, the experts run and whether it was right."""
     clf.network.eval()
@@ -183,17 +175,16 @@ def cost_table(models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Ten
     for name, model in models.items():
         model.eval()
         flops = flops_per_sample(model, x.shape[1], waveform=x[:32].to(device))
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            accuracy = _accuracy_any(model, x, y, device)
-            times.append((time.perf_counter() - start) / len(x))
-        rows.append({"model": name, "accuracy": accuracy, "flops_per_sample": flops, "seconds_per_sample": min(times)})
+        seconds, results = best_wall_times({name: lambda: _accuracy(model, x, y, device)}, repeats, device)
+        rows.append({"model": name, "accuracy": results[name], "flops_per_sample": flops,
+                     "seconds_per_sample": seconds[name] / len(x)})
     return pd.DataFrame(rows).set_index("model")
 
 
 @torch.no_grad()
-def _accuracy_any(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    """Accuracy of a classifier returning logits, or an ``MoEOutput`` holding them, in eval mode."""
+    model.eval()
     logits = []
     for i in range(0, len(x), 32):
         out = model(x[i:i + 32].to(device))
