@@ -3,7 +3,9 @@
 ``MoENetwork``: waveform -> front-end spectrogram (B, 1, F, T) -> per-sample standardisation -> shared
 stem (two 3x3 convs at full frequency resolution, time halved) -> a light scout head whose top-logit
 gradient x input gives the router's saliency (see ``audioxai.moe.router``) -> router (gates, adaptive K)
--> batched dispatch to the selected experts of the ``ExpertBank`` -> weighted embedding -> linear head.
+-> batched dispatch to the selected experts of the ``ExpertBank`` -> weighted embedding, plus an always-on
+shared path (a linear map of the pooled stem features, the light form of DeepSeekMoE's shared expert: what
+every sample needs is learnt once instead of by each routed expert) -> linear head.
 Train it with ``moe_loss``: the task loss, the scout's own task loss (so its saliency means something)
 and the load-balancing loss.
 
@@ -39,6 +41,7 @@ class MoENetworkConfig:
     stem_channels: int = 8
     embed_dim: int = 32
     dropout: float = 0.1
+    shared_path: bool = True         # add a linear map of the pooled stem features to the experts' mixture
     saliency_baseline: str = "min"   # "min" (silence) or a number, for gradient x (input - baseline)
 
 
@@ -122,6 +125,7 @@ class MoENetwork(nn.Module):
         self.router = SaliencyRouter(2 * c, self.experts.band_mask, [float(s.prior) for s in policy.experts],
                                      policy.k_min, policy.k_max, ROUTING_TAU[self.budget], policy.patch_size,
                                      policy.patch_stride)
+        self.shared = nn.Linear(2 * c, int(self.config.embed_dim)) if self.config.shared_path else None
         self.head = nn.Sequential(nn.Dropout(float(self.config.dropout)),
                                   nn.Linear(int(self.config.embed_dim), self.num_classes))
 
@@ -163,7 +167,10 @@ class MoENetwork(nn.Module):
         spec = self.spectrogram(waveform)
         h, pooled, scout_logits, saliency = self._saliency(spec)
         route = self.router(pooled, saliency)
-        logits = self.head(self.experts(h, route.selected, route.weights))
+        embedding = self.experts(h, route.selected, route.weights)
+        if self.shared is not None:
+            embedding = embedding + self.shared(pooled)
+        logits = self.head(embedding)
         grid = patch_grid_shape(spec.shape[-2], spec.shape[-1], self.router.patch_size, self.router.patch_stride)
         return MoEOutput(logits, route.k, route.probs, route.selected, route.weights, route.load_balance_loss,
                          route.patch_importance, saliency, scout_logits, grid)

@@ -4,6 +4,8 @@ Pipeline: ``make_corpus`` generates the MoE corpus (known sample rates, band edg
 subsets); ``profile_against_truth`` scores the profiler against that truth on a band-limited (sonar-only)
 corpus and on the chapter's corpus; ``train_budgets`` trains ``MoEAudioClassifier`` under both budgets;
 ``train_baseline`` trains the monolithic CNN of matched inference cost on the same front-end and clips;
+``compare_over_seeds`` repeats both on the same corpus over several training seeds (test sets of a few
+hundred clips move by points between seeds, so one seed does not decide which model is more accurate);
 ``routing_table`` gives K and expert usage per class and per quality subset; ``saliency_agreement``
 correlates the router's saliency with Grad-CAM; ``cost_table`` sets accuracy against FLOPs and time.
 """
@@ -31,7 +33,8 @@ from audioxai.runtime import best_wall_times, resolve_device, seed_everything
 logger = logging.getLogger(__name__)
 
 __all__ = ["MoEStudyConfig", "make_config", "make_corpus", "profile_against_truth", "train_budgets", "split_data",
-           "train_baseline", "routing_table", "saliency_agreement", "cost_table"]
+           "train_baseline", "compare_over_seeds", "summarise_seeds", "routing_table", "saliency_agreement",
+           "cost_table"]
 
 
 @dataclass
@@ -43,7 +46,8 @@ class MoEStudyConfig:
         classes: MoE corpus classes.
         epochs, batch_size, lr: training of both MoE budgets and of the baseline.
         target_sample_rate: None lets the profile choose the front-end's rate (full); a number overrides it.
-        seed, device: corpus, weights and shuffling seed; placement.
+        seed, device: corpus seed and the first training seed; placement.
+        seeds: training seeds (weights and shuffling) of the repeated comparison on the same corpus.
     """
 
     num_per_class: int = 60
@@ -53,6 +57,7 @@ class MoEStudyConfig:
     lr: float = 2e-3
     target_sample_rate: int | None = None
     seed: int = 0
+    seeds: tuple[int, ...] = (0,)
     device: str = "auto"
 
 
@@ -86,12 +91,14 @@ def profile_against_truth(root: Path, cfg: MoEStudyConfig) -> tuple[DatasetProfi
     return chapter_profile, pd.DataFrame(rows).set_index("dataset")
 
 
-def train_budgets(root: Path, cfg: MoEStudyConfig, out: Path) -> dict[str, MoEAudioClassifier]:
-    """``MoEAudioClassifier`` trained under the ``accuracy`` and ``latency`` budgets (run folders in ``out``)."""
+def train_budgets(root: Path, cfg: MoEStudyConfig, out: Path, seed: int | None = None) -> dict[str, MoEAudioClassifier]:
+    """``MoEAudioClassifier`` trained under the ``accuracy`` and ``latency`` budgets (run folders in ``out``),
+    with training seed ``seed`` (default ``cfg.seed``)."""
     overrides = {"target_sample_rate": cfg.target_sample_rate} if cfg.target_sample_rate else {}
+    seed = cfg.seed if seed is None else int(seed)
     runs = {}
     for budget in ("accuracy", "latency"):
-        clf = MoEAudioClassifier(budget=budget, explainability="gradcam", device=cfg.device, seed=cfg.seed, lr=cfg.lr,
+        clf = MoEAudioClassifier(budget=budget, explainability="gradcam", device=cfg.device, seed=seed, lr=cfg.lr,
                                  **overrides)
         runs[budget] = clf.fit(root, root / "metadata.csv", epochs=cfg.epochs, batch_size=cfg.batch_size,
                                out_dir=out / f"run_{budget}", overwrite=True)
@@ -106,13 +113,15 @@ def split_data(clf: MoEAudioClassifier, root: Path, split: str = "test") -> tupl
     return x, y, meta
 
 
-def train_baseline(clf: MoEAudioClassifier, root: Path, cfg: MoEStudyConfig) -> tuple[MonolithicCNN, list[float]]:
+def train_baseline(clf: MoEAudioClassifier, root: Path, cfg: MoEStudyConfig,
+                   seed: int | None = None) -> tuple[MonolithicCNN, list[float]]:
     """The monolithic CNN whose FLOPs per sample match the MoE network's, trained on the same clips with the
-    same epochs, batch size and learning rate (the epoch with the best validation accuracy kept)."""
+    same epochs, batch size and learning rate (the epoch with the best validation accuracy kept), with
+    training seed ``seed`` (default ``cfg.seed``)."""
     device = resolve_device(cfg.device)
     x_tr, y_tr, _ = split_data(clf, root, "train")
     x_va, y_va, _ = split_data(clf, root, "val")
-    generator = seed_everything(cfg.seed)
+    generator = seed_everything(cfg.seed if seed is None else int(seed))
     model = matched_baseline(clf.network, clf.spectro.num_samples, waveform=x_va[:8].to(device)).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     best, best_state, history = -1.0, None, []
@@ -131,6 +140,55 @@ def train_baseline(clf: MoEAudioClassifier, root: Path, cfg: MoEStudyConfig) -> 
             best, best_state = accuracy, {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     return model.eval(), history
+
+
+def compare_over_seeds(root: Path, cfg: MoEStudyConfig, out: Path,
+                       trained: dict[int, tuple[dict[str, MoEAudioClassifier], MonolithicCNN]] | None = None,
+                       split: str = "test") -> pd.DataFrame:
+    """Both budgets and the matched CNN for every seed of ``cfg.seeds`` on the same corpus: one row per
+    (seed, model) with accuracy, multiply-accumulates and seconds per clip, and mean K for the MoE.
+
+    Args:
+        trained: seed -> (``train_budgets`` result, trained baseline) already at hand (not retrained).
+        out: parent of the per-seed run folders ``seed_<s>/``.
+    """
+    trained = dict(trained or {})
+    rows = []
+    for seed in cfg.seeds:
+        if seed in trained:
+            runs, baseline = trained[seed]
+        else:
+            runs = train_budgets(root, cfg, out / f"seed_{seed}", seed=seed)
+            baseline, _ = train_baseline(runs["accuracy"], root, cfg, seed=seed)
+        x, y, _ = split_data(runs["accuracy"], root, split)
+        models = {"moe (accuracy)": runs["accuracy"].network, "moe (latency)": runs["latency"].network,
+                  "monolithic CNN": baseline}
+        costs = cost_table(models, x, y, cfg.device, repeats=1)
+        for name, row in costs.iterrows():
+            mean_k = _mean_k(models[name], x, resolve_device(cfg.device)) if name.startswith("moe") else math.nan
+            rows.append({"seed": int(seed), "model": name, **row.to_dict(), "mean_k": mean_k})
+    return pd.DataFrame(rows)
+
+
+def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean, standard deviation, min and max of accuracy over seeds, mean cost and K, and the
+    MoE's paired accuracy difference to the CNN (same seed) with the number of seeds it won or tied."""
+    summary = table.groupby("model").agg(seeds=("seed", "count"), accuracy_mean=("accuracy", "mean"),
+                                         accuracy_std=("accuracy", "std"), accuracy_min=("accuracy", "min"),
+                                         accuracy_max=("accuracy", "max"), flops_per_sample=("flops_per_sample", "mean"),
+                                         mean_k=("mean_k", "mean"))
+    cnn = table[table["model"] == "monolithic CNN"].set_index("seed")["accuracy"]
+    for name in summary.index:
+        diff = table[table["model"] == name].set_index("seed")["accuracy"] - cnn
+        summary.loc[name, "minus_cnn_mean"] = float(diff.mean())
+        summary.loc[name, "seeds_at_least_cnn"] = int((diff >= -1e-9).sum())
+    return summary
+
+
+@torch.no_grad()
+def _mean_k(network: torch.nn.Module, x: torch.Tensor, device: torch.device) -> float:
+    network.eval()
+    return float(torch.cat([network(x[i:i + 32].to(device)).k.float().cpu() for i in range(0, len(x), 32)]).mean())
 
 
 def routing_table(clf: MoEAudioClassifier, x: torch.Tensor, meta: pd.DataFrame) -> pd.DataFrame:

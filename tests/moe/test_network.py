@@ -183,3 +183,36 @@ def test_bad_inputs_are_refused_with_the_fix():
         MoENetwork(TinyLogMel(), policy(k_max=9), 2)
     with pytest.raises(ConfigError, match="num_classes=1"):
         MoENetwork(TinyLogMel(), policy(), 1, config=MoENetworkConfig())
+
+
+def test_the_shared_path_adds_the_pooled_stem_features_to_the_experts_mixture():
+    x, _ = tones(2)
+    with_shared = network(config=MoENetworkConfig(dropout=0.0)).eval()
+    without = network(config=MoENetworkConfig(dropout=0.0, shared_path=False)).eval()
+    assert without.shared is None and isinstance(with_shared.shared, nn.Linear)
+    extra = sum(p.numel() for p in with_shared.parameters()) - sum(p.numel() for p in without.parameters())
+    assert extra == with_shared.shared.weight.numel() + with_shared.shared.bias.numel()
+    # Zero the shared map: the network is then the one without it (same seed, same other weights).
+    without.load_state_dict({k: v for k, v in with_shared.state_dict().items() if not k.startswith("shared.")})
+    out_with, out_without = with_shared(x), without(x)
+    assert torch.equal(out_with.selected, out_without.selected)
+    assert not torch.allclose(out_with.logits, out_without.logits)
+    with torch.no_grad():
+        with_shared.shared.weight.zero_()
+        with_shared.shared.bias.zero_()
+    assert torch.allclose(with_shared(x).logits, out_without.logits, atol=1e-6)
+
+
+def test_experts_pool_three_times_and_widen_the_last_conv():
+    net = network().eval()
+    x, _ = tones(1)
+    features = net.stem(net.spectrogram(x))  # (B, C, 24, 16)
+    for e in net.experts.experts:
+        assert e.conv3.out_channels == 2 * e.conv2.out_channels == 2 * e.conv1.out_channels
+        seen = {}
+        handle = e.conv3.register_forward_hook(lambda m, i, o: seen.update(shape=tuple(o.shape)))
+        e(features)
+        handle.remove()
+        rows = e.rows[1] - e.rows[0]
+        assert seen["shape"][-1] == features.shape[-1] // 8, e.name
+        assert seen["shape"][-2] == (rows if e.freq_pool == 1 else rows // 8), e.name

@@ -42,9 +42,29 @@ def test_the_baseline_is_compared_at_matched_cost(chapter):
     assert set(routing["subset"]) == {"clean", "noisy", "clipped"}
 
 
+def test_headline_accuracies_are_means_over_the_training_seeds(chapter):
+    out, metrics, _ = chapter
+    seeds = metrics["seeds"]
+    assert len(seeds) >= 2 and len(set(seeds)) == len(seeds)
+    table = pd.read_csv(out / "seed_comparison.csv")
+    assert sorted(set(table["seed"])) == sorted(seeds)
+    assert set(table["model"]) == {"moe (accuracy)", "moe (latency)", "monolithic CNN"}
+    for key, model in (("moe_accuracy", "moe (accuracy)"), ("moe_latency_accuracy", "moe (latency)"),
+                       ("baseline_accuracy", "monolithic CNN")):
+        by_seed = table[table["model"] == model].sort_values("seed")["accuracy"].tolist()
+        assert metrics[f"{key}_by_seed"] == pytest.approx(by_seed)
+        assert metrics[key] == pytest.approx(sum(by_seed) / len(by_seed))
+    wins = sum(m >= b - 1e-9 for m, b in zip(metrics["moe_accuracy_by_seed"], metrics["baseline_accuracy_by_seed"]))
+    assert metrics["moe_seeds_at_least_baseline"] == wins
+    # The seed of the main run is the first row of the repeated comparison, not retrained.
+    main = pd.read_csv(out / "baseline_comparison.csv", index_col=0)
+    first = table[table["seed"] == seeds[0]].set_index("model")
+    assert first.loc["monolithic CNN", "accuracy"] == pytest.approx(main.loc["monolithic CNN", "accuracy"])
+
+
 def test_figures_and_tables_are_written(chapter):
     out, _, _ = chapter
     for name in ("profile_vs_truth.csv", "training_curves.png", "k_histograms.png", "routing_latency.csv",
                  "saliency_vs_gradcam.csv", "gradcam.png", "saliency_router.png", "patch_selection.png",
-                 "confusion_matrix.png", "baseline_comparison.csv"):
+                 "confusion_matrix.png", "baseline_comparison.csv", "seed_comparison.csv", "seed_summary.csv"):
         assert (out / name).is_file(), name
