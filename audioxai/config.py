@@ -24,7 +24,7 @@ import yaml
 from audioxai.atomic import atomic_write_text
 from audioxai.errors import ConfigError
 
-__all__ = ["load_config", "config_to_dict", "save_config", "config_hash"]
+__all__ = ["load_config", "config_to_dict", "save_config", "save_config_json", "load_config_json", "config_hash"]
 
 T = TypeVar("T")
 
@@ -195,6 +195,26 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 def save_config(config: Any, path: str | os.PathLike[str]) -> Path:
     """Write a dataclass (or dict) as YAML, atomically; ``load_config`` reads it back equal."""
     return atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def _in_folder(path: str | os.PathLike[str], default_name: str) -> Path:
+    """``path``, or ``path / default_name`` when ``path`` is a folder."""
+    return Path(path) / default_name if Path(path).is_dir() else Path(path)
+
+
+def save_config_json(config: Any, path: str | os.PathLike[str], default_name: str) -> Path:
+    """Write a dataclass as JSON, atomically; a folder gets ``default_name`` inside it. Returns the file."""
+    return atomic_write_text(_in_folder(path, default_name), json.dumps(config_to_dict(config), indent=2) + "\n")
+
+
+def load_config_json(cls: type[T], path: str | os.PathLike[str], default_name: str) -> T:
+    """``load_config(cls, file)`` for a file written by ``save_config_json`` (or ``default_name`` inside a
+    folder); every ConfigError, including those of the dataclass's own checks, names the file."""
+    source = _in_folder(path, default_name)
+    try:
+        return load_config(cls, source)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from err
 
 
 def config_hash(config: Any, length: int = 16) -> str:

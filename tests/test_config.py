@@ -5,7 +5,7 @@ from typing import Literal
 import pytest
 import yaml
 
-from audioxai.config import config_hash, config_to_dict, load_config, save_config
+from audioxai.config import config_hash, config_to_dict, load_config, load_config_json, save_config, save_config_json
 from audioxai.errors import ConfigError
 
 
@@ -157,3 +157,27 @@ def test_config_hash_is_stable_across_key_order_and_changes_with_content():
     assert len(full) == 64 and int(full, 16) >= 0 and config_hash({"a": 1}) == full[:16]
     # the digest is fixed by the canonical JSON, so it never changes between runs or machines
     assert full == "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862"
+
+
+@dataclass
+class Checked:
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise ConfigError(f"low={self.low}, high={self.high}: need low < high")
+
+
+def test_json_configs_round_trip_into_a_folder_and_name_the_file_in_every_error(tmp_path):
+    written = save_config_json(Checked(0.5, 2.0), tmp_path, "checked.json")
+    assert written == tmp_path / "checked.json" and written.is_file()
+    assert load_config_json(Checked, tmp_path, "checked.json") == Checked(0.5, 2.0)
+    assert load_config_json(Checked, written, "other.json") == Checked(0.5, 2.0)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"low": 3.0, "high": 1.0}')
+    with pytest.raises(ConfigError, match=r"bad\.json: low=3\.0, high=1\.0: need low < high"):
+        load_config_json(Checked, bad, "checked.json")
+    bad.write_text('{"lowest": 0.0}')
+    with pytest.raises(ConfigError, match=r"bad\.json.*unknown key.*'lowest'"):
+        load_config_json(Checked, bad, "checked.json")

@@ -22,7 +22,6 @@ Rules of ``choose_frontend`` (each overridable):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import numbers
@@ -37,8 +36,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
-from audioxai.atomic import atomic_write_text
-from audioxai.config import config_to_dict, load_config
+from audioxai.config import load_config_json, save_config_json
 from audioxai.errors import AudioInputError, ConfigError
 from audioxai.features.spectrogram import stft_magnitude
 
@@ -106,8 +104,7 @@ def _check_spectro_config(cfg: SpectroConfig) -> None:
 
 def save_spectro_config(cfg: SpectroConfig, path: str | os.PathLike[str]) -> Path:
     """Write ``cfg`` as JSON, atomically; a folder gets ``spectro_config.json`` inside it. Returns the file."""
-    target = Path(path) / SPECTRO_CONFIG_NAME if Path(path).is_dir() else Path(path)
-    return atomic_write_text(target, json.dumps(config_to_dict(cfg), indent=2) + "\n")
+    return save_config_json(cfg, path, SPECTRO_CONFIG_NAME)
 
 
 def load_spectro_config(path: str | os.PathLike[str]) -> SpectroConfig:
@@ -116,11 +113,7 @@ def load_spectro_config(path: str | os.PathLike[str]) -> SpectroConfig:
     Raises:
         ConfigError: naming the file and the unknown key, wrong type or impossible value.
     """
-    source = Path(path) / SPECTRO_CONFIG_NAME if Path(path).is_dir() else Path(path)
-    try:
-        return load_config(SpectroConfig, source)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from err
+    return load_config_json(SpectroConfig, path, SPECTRO_CONFIG_NAME)
 
 
 class PCEN(nn.Module):

@@ -19,7 +19,6 @@ about :data:`PATCH_SECONDS` of frames, tiled without overlap.
 
 from __future__ import annotations
 
-import json
 import logging
 import numbers
 import os
@@ -27,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from audioxai.atomic import atomic_write_text
-from audioxai.config import config_to_dict, load_config
+from audioxai.config import load_config_json, save_config_json
 from audioxai.errors import ConfigError
 from audioxai.moe.frontend import NOISY_SNR_DB, TONAL_FLATNESS, SpectroConfig, frontend_shape
 
@@ -258,8 +256,7 @@ def _tiling(spectro: SpectroConfig, patch_size: tuple[int, int] | None,
 
 def save_policy(policy: Policy, path: str | os.PathLike[str]) -> Path:
     """Write ``policy`` as JSON, atomically; a folder gets ``policy.json`` inside it. Returns the file."""
-    target = Path(path) / POLICY_NAME if Path(path).is_dir() else Path(path)
-    return atomic_write_text(target, json.dumps(config_to_dict(policy), indent=2) + "\n")
+    return save_config_json(policy, path, POLICY_NAME)
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
@@ -268,11 +265,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     Raises:
         ConfigError: naming the file and the unknown key, wrong type or inconsistent value.
     """
-    source = Path(path) / POLICY_NAME if Path(path).is_dir() else Path(path)
-    try:
-        return load_config(Policy, source)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from err
+    return load_config_json(Policy, path, POLICY_NAME)
 
 
 def policy_summary(policy: Policy) -> str:
