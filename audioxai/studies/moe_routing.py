@@ -164,9 +164,7 @@ def compare_over_seeds(root: Path, cfg: MoEStudyConfig, out: Path,
         models = {"moe (accuracy)": runs["accuracy"].network, "moe (latency)": runs["latency"].network,
                   "monolithic CNN": baseline}
         costs = cost_table(models, x, y, cfg.device, repeats=1)
-        for name, row in costs.iterrows():
-            mean_k = _mean_k(models[name], x, resolve_device(cfg.device)) if name.startswith("moe") else math.nan
-            rows.append({"seed": int(seed), "model": name, **row.to_dict(), "mean_k": mean_k})
+        rows += [{"seed": int(seed), "model": name, **row.to_dict()} for name, row in costs.iterrows()]
     return pd.DataFrame(rows)
 
 
@@ -183,12 +181,6 @@ def summarise_seeds(table: pd.DataFrame) -> pd.DataFrame:
         summary.loc[name, "minus_cnn_mean"] = float(diff.mean())
         summary.loc[name, "seeds_at_least_cnn"] = int((diff >= -1e-9).sum())
     return summary
-
-
-@torch.no_grad()
-def _mean_k(network: torch.nn.Module, x: torch.Tensor, device: torch.device) -> float:
-    network.eval()
-    return float(torch.cat([network(x[i:i + 32].to(device)).k.float().cpu() for i in range(0, len(x), 32)]).mean())
 
 
 def routing_table(clf: MoEAudioClassifier, x: torch.Tensor, meta: pd.DataFrame) -> pd.DataFrame:
@@ -227,24 +219,34 @@ def saliency_agreement(clf: MoEAudioClassifier, x: torch.Tensor, count: int = 16
 
 def cost_table(models: dict[str, torch.nn.Module], x: torch.Tensor, y: torch.Tensor, device: str | torch.device,
                repeats: int = 3) -> pd.DataFrame:
-    """Accuracy, multiply-accumulates per sample and seconds per sample (best of ``repeats``) on the same clips."""
+    """Accuracy, multiply-accumulates per sample, seconds per sample (best of ``repeats``) and, for an MoE, mean K
+    (NaN for a plain classifier) on the same clips; accuracy and K come from the timed passes."""
     device = resolve_device(device)
     rows = []
     for name, model in models.items():
         model.eval()
         flops = flops_per_sample(model, x.shape[1], waveform=x[:32].to(device))
-        seconds, results = best_wall_times({name: lambda: _accuracy(model, x, y, device)}, repeats, device)
-        rows.append({"model": name, "accuracy": results[name], "flops_per_sample": flops,
-                     "seconds_per_sample": seconds[name] / len(x)})
+        seconds, results = best_wall_times({name: lambda: _scores(model, x, y, device)}, repeats, device)
+        accuracy, mean_k = results[name]
+        rows.append({"model": name, "accuracy": accuracy, "flops_per_sample": flops,
+                     "seconds_per_sample": seconds[name] / len(x), "mean_k": mean_k})
     return pd.DataFrame(rows).set_index("model")
 
 
 @torch.no_grad()
-def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
-    """Accuracy of a classifier returning logits, or an ``MoEOutput`` holding them, in eval mode."""
+def _scores(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[float, float]:
+    """Accuracy and mean K (NaN unless the model returns an ``MoEOutput``) of a classifier, in eval mode."""
     model.eval()
-    logits = []
+    logits, ks = [], []
     for i in range(0, len(x), 32):
         out = model(x[i:i + 32].to(device))
         logits.append((out.logits if hasattr(out, "logits") else out).cpu())
-    return float((torch.cat(logits).argmax(1) == y).float().mean())
+        if hasattr(out, "k"):
+            ks.append(out.k.float().cpu())
+    accuracy = float((torch.cat(logits).argmax(1) == y).float().mean())
+    return accuracy, float(torch.cat(ks).mean()) if ks else math.nan
+
+
+def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    """Accuracy of a classifier returning logits, or an ``MoEOutput`` holding them, in eval mode."""
+    return _scores(model, x, y, device)[0]
