@@ -1,9 +1,21 @@
 """Representation-based prototype explanations of a frozen spoofing detector (stage 2 of chapter 3).
 
 Stage 1 is a trained detector, frozen. Stage 2 trains only an explanation module on the detector's
-frame embeddings h(t) (the SSL encoder's last hidden state): an importance network giving
-w(t) in [0, 1] per 20 ms frame, and two class prototypes p_bonafide and p_spoof. The detector's score
-never enters the loss; only the embeddings and the utterance labels do.
+SSL frame embeddings: an importance network giving w(t) in [0, 1] per 20 ms frame, and two class
+prototypes p_bonafide and p_spoof. The detector's score never enters the loss; only the embeddings and
+the utterance labels do.
+
+Which embeddings (``importance_layers``, ``prototype_layer``; ``SpoofDetector.layer_embeddings``):
+the prototypes and the contrastive loss live in the encoder's local representation h(t) = z(t)
+(``features``: the convolutional feature encoder's output, 25 ms of audio per frame), and the
+importance network reads z(t) next to the contextual representation c(t) (``context``: the last
+transformer layer). Why both: in c(t) every frame has seen the whole clip, so inside a partially
+spoofed utterance the bona fide frames sit as near the spoof prototype as the spliced words and the
+map cannot tell them apart (frame AUC within partial spoofs 0.60 in the full profile with c(t)
+alone); in z(t) alone the frames of a spoof utterance's silence carry no evidence, yet the pooled
+protocol counts them as spoofed. With the contrastive term on z(t) and c(t) as the network's
+context, the full-profile run went from 0.80 to 0.86 pooled frame AUC and from 0.60 to 0.73 within
+partial spoofs (chapter 3's troubleshooting notes give the comparison).
 
 With e(t) = h(t) / |h(t)| and p_c normalised, the frame-level contrastive loss for class c is
 
@@ -15,7 +27,8 @@ and the stage-2 objective, averaged over valid frames and utterances, is
         + lambda_bonafide_reg * mean_t w(t)        on bona fide utterances
         + lambda_sparsity * mean_t w(t)            on spoof utterances
         + lambda_temporal_smooth * mean_t |w(t) - w(t-1)|
-        + lambda_mil * (1 - mean of the top ``mil_fraction`` of w(t))   on spoof utterances.
+        + lambda_mil * (1 - mean of the top ``mil_fraction`` of w(t))   on spoof utterances
+        + lambda_mil_bonafide * mean of the top ``mil_fraction`` of w(t) on bona fide utterances.
 
 The first term is the design note's sum_t w(t) l_t plus its complement: the frames the network marks
 unimportant must be explained by the bona fide prototype. Without the complement, w = 0 everywhere
@@ -32,7 +45,10 @@ multiple-instance assumption PartialSpoof's labels imply: a spoof utterance hold
 spoofed frames, so the most important tenth of its frames should have w near 1. With it, all-zero
 importance costs ``lambda_mil`` on every spoof utterance, all-one costs the bona fide regulariser
 and the complement term, and an uninformative encoder yields intermediate w rather than a collapse.
-The share of frames with 0.05 < w < 0.95 (``nondegenerate_share``) is reported.
+The last term is the assumption's other half: a bona fide utterance holds no spoofed frame, so even
+its most important tenth should have w near 0. The mean-importance regulariser alone (weight 0.1)
+leaves a few bona fide frames per clip near 1, and those are what the pooled frame AUC ranks above
+the spoofed frames. The share of frames with 0.05 < w < 0.95 (``nondegenerate_share``) is reported.
 
 Prototype modes (``PrototypeManager``):
 
@@ -61,13 +77,14 @@ from torch import nn
 
 from audioxai.config import load_config
 from audioxai.errors import ConfigError
+from audioxai.models.detector import EMBEDDING_LAYERS
 from audioxai.runtime import resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PROTOTYPE_MODES", "Stage2ModelConfig", "Stage2TrainConfig", "Stage2Config", "load_stage2_config",
            "ImportanceNetwork", "PrototypeManager", "PrototypeExplainer", "Stage2History", "stage2_loss",
-           "train_stage2", "nondegenerate_share", "detector_embeddings"]
+           "train_stage2", "nondegenerate_share", "detector_embeddings", "stage2_layers"]
 
 PROTOTYPE_MODES = ("ema", "fixed", "learnable")
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "xai_stage2.yaml"
@@ -86,7 +103,11 @@ class Stage2ModelConfig:
             lambda_sparsity: regulariser weights (see the module docstring).
         lambda_mil, mil_fraction: weight of the multiple-instance term and the share of a spoof
             utterance's frames whose mean importance it pushes towards 1 (our addition; see above).
+        lambda_mil_bonafide: weight of its bona fide half (the top ``mil_fraction`` pushed towards 0).
         context_frames: kernel size of the importance network's temporal convolutions (odd).
+        importance_layers: the SSL representations the importance network reads, concatenated
+            (``features``, ``context``; see the module docstring).
+        prototype_layer: the representation h(t) of the prototypes and the contrastive loss.
     """
 
     name: str = "xai_stage2"
@@ -100,7 +121,10 @@ class Stage2ModelConfig:
     lambda_sparsity: float = 0.01
     lambda_mil: float = 0.5
     mil_fraction: float = 0.1
+    lambda_mil_bonafide: float = 1.0
     context_frames: int = 3
+    importance_layers: tuple[str, ...] = ("features", "context")
+    prototype_layer: str = "features"
 
 
 @dataclass
@@ -136,21 +160,44 @@ def load_stage2_config(path: str | os.PathLike[str] | None = DEFAULT_CONFIG, **o
         raise ConfigError(f"model.mil_fraction must be in (0, 1], got {m.mil_fraction}")
     if m.context_frames < 1 or m.context_frames % 2 == 0:
         raise ConfigError(f"model.context_frames must be odd and positive, got {m.context_frames}")
+    m.importance_layers = tuple(m.importance_layers)
+    for name in (*m.importance_layers, m.prototype_layer):
+        if name not in EMBEDDING_LAYERS:
+            raise ConfigError(f"model.importance_layers / model.prototype_layer: {name!r} is not an embedding layer; "
+                              f"choose from {', '.join(EMBEDDING_LAYERS)}")
+    if not m.importance_layers or len(set(m.importance_layers)) != len(m.importance_layers):
+        raise ConfigError(f"model.importance_layers must name one or more distinct layers, got {list(m.importance_layers)}")
     return cfg
 
 
-class ImportanceNetwork(nn.Module):
-    """h(t) -> w(t) in [0, 1]: layer norm, two temporal convolutions (``context_frames`` wide), a sigmoid."""
+def stage2_layers(cfg: Stage2ModelConfig) -> tuple[str, ...]:
+    """The layers stage 2 reads, in the order they are concatenated: the prototype layer, then the
+    importance network's other layers."""
+    return (cfg.prototype_layer, *(name for name in cfg.importance_layers if name != cfg.prototype_layer))
 
-    def __init__(self, dim: int, hidden: int = 256, context_frames: int = 3) -> None:
+
+class ImportanceNetwork(nn.Module):
+    """Embeddings -> w(t) in [0, 1]: layer norm, two temporal convolutions (``context_frames`` wide), a sigmoid.
+
+    ``dims``: the widths of the concatenated representations it reads; each is standardised on its
+    own first (no weights), so a wide layer does not drown a narrow one in the shared layer norm.
+    """
+
+    def __init__(self, dim: int, hidden: int = 256, context_frames: int = 3, dims: tuple[int, ...] | None = None) -> None:
         super().__init__()
         pad = context_frames // 2
+        self.dims = tuple(dims) if dims else (dim,)
+        if sum(self.dims) != dim:
+            raise ConfigError(f"ImportanceNetwork: layer widths {self.dims} do not add up to {dim}")
         self.norm = nn.LayerNorm(dim)
         self.conv1 = nn.Conv1d(dim, hidden, context_frames, padding=pad)
         self.conv2 = nn.Conv1d(hidden, hidden, context_frames, padding=pad)
         self.out = nn.Linear(hidden, 1)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if len(self.dims) > 1:
+            embeddings = torch.cat([F.layer_norm(part, part.shape[-1:])
+                                    for part in embeddings.split(self.dims, dim=-1)], dim=-1)
         x = self.norm(embeddings).transpose(1, 2)
         x = F.gelu(self.conv2(F.gelu(self.conv1(x)))).transpose(1, 2)
         return torch.sigmoid(self.out(x)).squeeze(-1)
@@ -229,10 +276,11 @@ def stage2_loss(weights: torch.Tensor, proto_logits: torch.Tensor, labels: torch
     top = weights.masked_fill(~valid, 0.0).topk(k, dim=1).values.mean(dim=1)
     spoof_utt = labels != BONAFIDE
     mil = (1 - top[spoof_utt]).mean() if spoof_utt.any() else weights.new_zeros(())
+    mil_bona = top[~spoof_utt].mean() if (~spoof_utt).any() else weights.new_zeros(())
     total = (contrastive + cfg.lambda_bonafide_reg * bona_reg + cfg.lambda_sparsity * sparsity
-             + cfg.lambda_temporal_smooth * smooth + cfg.lambda_mil * mil)
+             + cfg.lambda_temporal_smooth * smooth + cfg.lambda_mil * mil + cfg.lambda_mil_bonafide * mil_bona)
     return {"total": total, "contrastive": contrastive, "bonafide_reg": bona_reg, "sparsity": sparsity,
-            "temporal_smooth": smooth, "mil": mil}
+            "temporal_smooth": smooth, "mil": mil, "mil_bonafide": mil_bona}
 
 
 def nondegenerate_share(weights: torch.Tensor, valid: torch.Tensor | None = None, low: float = 0.05,
@@ -246,36 +294,78 @@ def nondegenerate_share(weights: torch.Tensor, valid: torch.Tensor | None = None
 
 @torch.no_grad()
 def detector_embeddings(detector: nn.Module, waveform: torch.Tensor, batch_size: int = 32,
-                        device: str | torch.device = "cpu") -> torch.Tensor:
-    """The frozen detector's frame embeddings (N, F, D) on the CPU, computed in eval mode without gradients."""
+                        device: str | torch.device = "cpu", layers: tuple[str, ...] = ("context",)) -> torch.Tensor:
+    """The frozen detector's frame embeddings (N, F, D) on the CPU, computed in eval mode without gradients:
+    the representations named in ``layers`` (``SpoofDetector.layer_embeddings``), concatenated in that order."""
     detector.eval()
-    out = [detector.embeddings(waveform[i:i + batch_size].to(device)).cpu()
-           for i in range(0, len(waveform), batch_size)]
+    out = []
+    for i in range(0, len(waveform), batch_size):
+        parts = detector.layer_embeddings(waveform[i:i + batch_size].to(device), tuple(layers))
+        out.append(torch.cat([parts[name] for name in layers], dim=-1).cpu())
     return torch.cat(out)
 
 
 class PrototypeExplainer(nn.Module):
-    """Importance network + prototypes on a frozen detector's embeddings; the stage-2 explanation module."""
+    """Importance network + prototypes on a frozen detector's embeddings; the stage-2 explanation module.
 
-    def __init__(self, dim: int, cfg: Stage2ModelConfig) -> None:
+    Args:
+        dim: width of the stage-2 embeddings (the ``stage2_layers`` concatenated).
+        cfg: the model settings.
+        layer_dims: width of each of ``stage2_layers(cfg)``, in that order (``SpoofDetector.layer_dim``);
+            ``None`` reads the whole width as one representation, both the prototypes' and the
+            importance network's.
+    """
+
+    def __init__(self, dim: int, cfg: Stage2ModelConfig, layer_dims: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.config = cfg
-        self.importance_net = ImportanceNetwork(dim, cfg.importance_hidden_dim, cfg.context_frames)
-        self.prototypes = PrototypeManager(dim, cfg.prototype_mode, cfg.ema_momentum)
+        layers = stage2_layers(cfg)
+        self.layer_dims = None if layer_dims is None else tuple(int(d) for d in layer_dims)
+        if layer_dims is None:
+            self.slices = {name: slice(0, dim) for name in layers}
+        else:
+            if len(layer_dims) != len(layers) or sum(layer_dims) != dim:
+                raise ConfigError(f"layer_dims {tuple(layer_dims)} do not fit the stage-2 layers {layers} "
+                                  f"and embeddings {dim} wide: pass SpoofDetector.layer_dim of each layer")
+            starts = [sum(layer_dims[:i]) for i in range(len(layers))]
+            self.slices = {name: slice(a, a + d) for name, a, d in zip(layers, starts, layer_dims)}
+        widths = (dim,) if layer_dims is None else tuple(
+            self.slices[name].stop - self.slices[name].start for name in cfg.importance_layers)
+        self.importance_net = ImportanceNetwork(sum(widths), cfg.importance_hidden_dim, cfg.context_frames, widths)
+        proto = self.slices[cfg.prototype_layer]
+        self.prototypes = PrototypeManager(proto.stop - proto.start, cfg.prototype_mode, cfg.ema_momentum)
+
+    def importance_input(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The part of the stage-2 embeddings the importance network reads."""
+        if self.layer_dims is None:
+            return embeddings
+        return torch.cat([embeddings[..., self.slices[name]] for name in self.config.importance_layers], dim=-1)
+
+    def prototype_space(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """h(t): the part of the stage-2 embeddings the prototypes and the contrastive loss live in."""
+        return embeddings[..., self.slices[self.config.prototype_layer]]
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Frame importance w(t), (B, F)."""
-        return self.importance_net(embeddings)
+        return self.importance_net(self.importance_input(embeddings))
+
+    def prototype_logits(self, embeddings: torch.Tensor, temperature: float) -> torch.Tensor:
+        """``cos(h(t), p_c) / tau``, (B, F, 2), from the stage-2 embeddings."""
+        return self.prototypes.logits(self.prototype_space(embeddings), temperature)
 
     def similarity(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of each frame to each prototype, (B, F, 2) (bona fide, spoof)."""
-        return self.prototypes.logits(embeddings, 1.0)
+        return self.prototype_logits(embeddings, 1.0)
 
     @torch.no_grad()
     def explain(self, detector: nn.Module, waveform: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
         """w(t) for raw audio: the frozen detector's embeddings, then the importance network; (N, F) on the CPU."""
         device = next(self.parameters()).device
-        emb = detector_embeddings(detector, waveform, batch_size, device)
+        layers = stage2_layers(self.config)
+        if self.layer_dims is None and len(layers) > 1:
+            raise ConfigError(f"this explainer was built without layer_dims, so it cannot split the layers {layers}: "
+                              f"build it with layer_dims, or compute the embeddings and call it directly")
+        emb = detector_embeddings(detector, waveform, batch_size, device, layers)
         self.eval()
         return torch.cat([self(emb[i:i + batch_size].to(device)).cpu() for i in range(0, len(emb), batch_size)])
 
@@ -301,13 +391,15 @@ def _class_means(emb: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -
 
 
 def train_stage2(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                 cfg: Stage2Config) -> tuple[PrototypeExplainer, Stage2History]:
+                 cfg: Stage2Config, layer_dims: tuple[int, ...] | None = None) -> tuple[PrototypeExplainer, Stage2History]:
     """Train the XAI module on precomputed frozen embeddings.
 
     Args:
         train, val: ``(embeddings (N, F, D), utterance labels (N,), valid frames (N, F) bool)``, from
             ``detector_embeddings`` (the detector itself never enters, so it cannot change).
         cfg: ``load_stage2_config()`` with any overrides.
+        layer_dims: width of each of ``stage2_layers(cfg.model)`` in the embeddings (see
+            ``PrototypeExplainer``); ``None`` for embeddings of one representation.
 
     Returns:
         The explainer with the weights of the epoch with the lowest validation loss, and the history.
@@ -317,8 +409,8 @@ def train_stage2(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor], val: tu
         raise ConfigError("train must be (embeddings (N, F, D), labels (N,), valid (N, F))")
     seed_everything(t.seed)
     device = resolve_device(t.device)
-    explainer = PrototypeExplainer(train[0].shape[-1], m).to(device)
-    explainer.prototypes.initialise(_class_means(*train).to(device))
+    explainer = PrototypeExplainer(train[0].shape[-1], m, layer_dims).to(device)
+    explainer.prototypes.initialise(_class_means(explainer.prototype_space(train[0]), *train[1:]).to(device))
     opt = torch.optim.AdamW(explainer.parameters(), lr=t.lr)
     gen = torch.Generator().manual_seed(t.seed)
     history, best, best_state, waited = Stage2History(), float("inf"), None, 0
@@ -328,14 +420,15 @@ def train_stage2(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor], val: tu
         for i in range(0, len(order), t.batch_size):
             idx = order[i:i + t.batch_size]
             emb, labels, valid = (x[idx].to(device) for x in train)
+            h = explainer.prototype_space(emb)
             if not bool(explainer.prototypes.initialised):  # ema: start from the first batch's class means
-                explainer.prototypes.update(emb, labels, torch.ones(valid.shape, device=device), valid)
+                explainer.prototypes.update(h, labels, torch.ones(valid.shape, device=device), valid)
             w = explainer(emb)
-            loss = stage2_loss(w, explainer.prototypes.logits(emb, m.temperature), labels, valid, m)["total"]
+            loss = stage2_loss(w, explainer.prototypes.logits(h, m.temperature), labels, valid, m)["total"]
             opt.zero_grad()
             loss.backward()
             opt.step()
-            explainer.prototypes.update(emb, labels, w, valid)
+            explainer.prototypes.update(h, labels, w, valid)
             losses.append(loss.item())
         val_loss, share = _evaluate(explainer, val, m, t.batch_size, device)
         history.train_loss.append(sum(losses) / len(losses))
@@ -360,7 +453,7 @@ def _evaluate(explainer: PrototypeExplainer, data, m: Stage2ModelConfig, batch_s
     for i in range(0, len(data[0]), batch_size):
         emb, labels, valid = (x[i:i + batch_size].to(device) for x in data)
         w = explainer(emb)
-        total += stage2_loss(w, explainer.prototypes.logits(emb, m.temperature), labels, valid, m)["total"].item() * len(emb)
+        total += stage2_loss(w, explainer.prototype_logits(emb, m.temperature), labels, valid, m)["total"].item() * len(emb)
         count += len(emb)
         weights.append(w.cpu())
         valids.append(valid.cpu())

@@ -47,13 +47,14 @@ from audioxai.models.checkpoints import load_checkpoint
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ARCHITECTURE", "SPOOF", "DetectorConfig", "SpoofDetector", "multihead_attention_weights", "freeze",
+__all__ = ["ARCHITECTURE", "SPOOF", "EMBEDDING_LAYERS", "DetectorConfig", "SpoofDetector", "multihead_attention_weights", "freeze",
            "load_detector"]
 
 ARCHITECTURE = "xlsr_conformer_tcm"
 SPOOF = 1  # logit index of the spoof class; 0 is bona fide
 CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)  # wav2vec2's feature encoder: 400-sample receptive field,
 CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)   # 320-sample hop (20 ms at 16 kHz)
+EMBEDDING_LAYERS = ("features", "context")  # wav2vec2's z (local) and c (contextual) representations
 ENCODER_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "conv_channels", "feat_extract_norm")
 
 
@@ -233,6 +234,27 @@ class SpoofDetector(nn.Module):
     def embeddings(self, waveform: torch.Tensor) -> torch.Tensor:
         """The encoder's last hidden state ``(B, F, hidden_size)``: one embedding per 20 ms frame."""
         return self.encoder(self.check_waveform(waveform)).last_hidden_state
+
+    def layer_embeddings(self, waveform: torch.Tensor, layers: tuple[str, ...] = EMBEDDING_LAYERS) -> dict[str, torch.Tensor]:
+        """The encoder's frame representations named in ``layers``, each ``(B, F, layer_dim(name))``.
+
+        ``features``: the convolutional feature encoder's output after its layer norm (wav2vec2's local
+        representation z: 400 samples, 25 ms, per frame, nothing from the rest of the clip);
+        ``context``: the last transformer layer (wav2vec2's contextual representation c, what
+        ``embeddings`` returns: every frame has seen the whole clip).
+        """
+        unknown = [name for name in layers if name not in EMBEDDING_LAYERS]
+        if unknown:
+            raise ConfigError(f"embedding layers {unknown}: choose from {', '.join(EMBEDDING_LAYERS)}")
+        out = self.encoder(self.check_waveform(waveform))
+        found = {"features": out.extract_features, "context": out.last_hidden_state}
+        return {name: found[name] for name in layers}
+
+    def layer_dim(self, name: str) -> int:
+        """Width of the representation ``name`` (see ``layer_embeddings``)."""
+        if name not in EMBEDDING_LAYERS:
+            raise ConfigError(f"embedding layer {name!r}: choose from {', '.join(EMBEDDING_LAYERS)}")
+        return int(self.encoder.config.conv_dim[-1] if name == "features" else self.encoder.config.hidden_size)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 2)``; index 1 is spoof."""

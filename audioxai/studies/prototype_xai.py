@@ -23,7 +23,7 @@ from audioxai.config import load_config
 from audioxai.data.spoofs import SpoofSet, load_spoof_corpus, spoof_corpus
 from audioxai.explain.frame_attributions import frame_attributions
 from audioxai.explain.prototypes import (PROTOTYPE_MODES, PrototypeExplainer, Stage2History, detector_embeddings,
-                                         load_stage2_config, nondegenerate_share, train_stage2)
+                                         load_stage2_config, nondegenerate_share, stage2_layers, train_stage2)
 from audioxai.metrics.aggregate import bootstrap_ci
 from audioxai.metrics.detection import REGIONS, equal_error_rate, frame_auc, frame_eer, region_scores
 from audioxai.models.detector import DetectorConfig, SpoofDetector, load_detector
@@ -33,7 +33,7 @@ from audioxai.runtime import resolve_device, seed_everything
 logger = logging.getLogger(__name__)
 
 __all__ = ["PrototypeStudyConfig", "make_config", "load_study_data", "train_detector_stage", "detector_scores",
-           "frozen_embeddings", "train_explainers", "prototype_maps", "baseline_maps", "localisation_table",
+           "frozen_embeddings", "stage2_layer_dims", "train_explainers", "prototype_maps", "baseline_maps", "localisation_table",
            "region_table", "importance_profiles", "ablation_table", "utterance_eer", "frame_truth",
            "METHODS", "BASELINES"]
 
@@ -125,25 +125,33 @@ def frame_truth(detector: SpoofDetector, data: SpoofSet) -> dict[str, torch.Tens
 
 def frozen_embeddings(detector: SpoofDetector, data: dict[str, SpoofSet],
                       cfg: PrototypeStudyConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per split ``(embeddings, utterance labels, valid frames)`` of the frozen detector, computed once."""
+    """Per split ``(embeddings, utterance labels, valid frames)`` of the frozen detector, computed once:
+    the layers of ``stage2_layers`` (configs/xai_stage2.yaml) concatenated, widths ``stage2_layer_dims``."""
     device = next(detector.parameters()).device
+    layers = stage2_layers(load_stage2_config().model)
     out = {}
     for split, d in data.items():
-        emb = detector_embeddings(detector, d.waveform, cfg.batch_size, device)
+        emb = detector_embeddings(detector, d.waveform, cfg.batch_size, device, layers)
         out[split] = (emb, d.labels, torch.ones(emb.shape[:2], dtype=torch.bool))
     return out
 
 
-def train_explainers(embeddings: dict, cfg: PrototypeStudyConfig,
+def stage2_layer_dims(detector: SpoofDetector) -> tuple[int, ...]:
+    """Width of each layer ``frozen_embeddings`` concatenates, in its order."""
+    return tuple(detector.layer_dim(name) for name in stage2_layers(load_stage2_config().model))
+
+
+def train_explainers(embeddings: dict, cfg: PrototypeStudyConfig, layer_dims: tuple[int, ...],
                      modes: tuple[str, ...] = PROTOTYPE_MODES) -> dict[tuple[str, int], tuple[PrototypeExplainer, Stage2History]]:
-    """Stage 2 for every prototype mode and seed in ``cfg.seeds``; keys ``(mode, seed)``."""
+    """Stage 2 for every prototype mode and seed in ``cfg.seeds``; keys ``(mode, seed)``.
+    ``layer_dims``: ``stage2_layer_dims(detector)`` of the detector ``embeddings`` came from."""
     runs = {}
     for mode in modes:
         for seed in cfg.seeds:
             stage2 = load_stage2_config(model={"prototype_mode": mode},
                                         training={"num_epochs": cfg.stage2_epochs, "lr": cfg.stage2_lr,
                                                   "batch_size": cfg.batch_size, "seed": seed, "device": cfg.device})
-            runs[(mode, seed)] = train_stage2(embeddings["train"], embeddings["val"], stage2)
+            runs[(mode, seed)] = train_stage2(embeddings["train"], embeddings["val"], stage2, layer_dims)
     return runs
 
 

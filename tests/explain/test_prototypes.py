@@ -115,12 +115,66 @@ def test_uninformative_embeddings_give_intermediate_importance_not_a_collapse():
     g = torch.Generator().manual_seed(3)
     emb = torch.randn(48, 20, 8, generator=g)  # the same distribution for both classes: no evidence
     labels, valid = torch.arange(48) % 2, torch.ones(48, 20, dtype=torch.bool)
-    explainer, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("ema"))
+    # with only the spoof half of the multiple-instance term, spoof utterances keep some important frames
+    explainer, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("ema", lambda_mil_bonafide=0.0))
     with torch.no_grad():
         w = explainer(emb)
     top = w.topk(2, dim=1).values.mean(dim=1)
     assert top[labels == 1].mean() > 0.5  # spoof utterances keep some important frames: no collapse to 0
     assert w.mean() < 0.6 and w[labels == 0].mean() < w[labels == 1].mean() + 0.1  # and no collapse to 1
+
+
+def test_the_bonafide_half_of_the_multiple_instance_term_penalises_important_bonafide_frames():
+    cfg = _cfg().model
+    logits = torch.zeros(2, 10, 2)
+    labels, valid = torch.tensor([0, 1]), torch.ones(2, 10, dtype=torch.bool)
+    w = torch.zeros(2, 10)
+    assert P.stage2_loss(w, logits, labels, valid, cfg)["mil_bonafide"] == pytest.approx(0.0)
+    w[0, 0] = 1.0  # one bona fide frame at 1: the top tenth (1 frame of 10) has mean 1
+    terms = P.stage2_loss(w, logits, labels, valid, cfg)
+    assert terms["mil_bonafide"] == pytest.approx(1.0)
+    base = P.stage2_loss(torch.zeros(2, 10), logits, labels, valid, cfg)["total"]
+    assert float(terms["total"] - base) > cfg.lambda_mil_bonafide  # plus the mean and smoothness terms
+
+
+def _two_layer_toy(n=48, frames=20, seed=0):
+    """A local layer (8 wide) holding the spoofed frames' direction and a context layer (4 wide) that
+    marks the whole spoof utterance, as a transformer's output would."""
+    emb, labels, valid, truth = _toy(n, frames, 8, seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    context = torch.randn(n, frames, 4, generator=g) * 0.3
+    context[labels == 1, :, 0] += 1.0
+    return torch.cat([emb, context], dim=-1), labels, valid, truth
+
+
+def test_prototypes_live_in_their_layer_and_the_network_reads_both():
+    emb, labels, valid, truth = _two_layer_toy()
+    cfg = _cfg("ema")
+    assert P.stage2_layers(cfg.model) == ("features", "context")
+    explainer, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), cfg, layer_dims=(8, 4))
+    assert explainer.prototypes.prototypes.shape == (2, 8)
+    assert explainer.importance_net.conv1.in_channels == 12
+    other = emb.clone()
+    other[..., 8:] = torch.randn(other[..., 8:].shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        assert torch.equal(explainer.similarity(emb), explainer.similarity(other))  # context: not in h(t)
+        assert not torch.allclose(explainer(emb), explainer(other))  # but the importance network reads it
+        w = explainer(emb)
+    spoof = labels == 1
+    assert w[spoof][truth[spoof]].mean() > w[spoof][~truth[spoof] & valid[spoof]].mean() + 0.3
+    with pytest.raises(ConfigError, match="layer_dims"):
+        P.train_stage2((emb, labels, valid), (emb, labels, valid), cfg, layer_dims=(8, 5))
+    with pytest.raises(ConfigError, match="layer_dims"):
+        P.PrototypeExplainer(12, cfg.model).explain(None, torch.zeros(1, 800))  # cannot split the two layers
+
+
+def test_unknown_embedding_layers_are_refused_by_name():
+    with pytest.raises(ConfigError, match="'layer7'"):
+        P.load_stage2_config(model={"importance_layers": ["features", "layer7"]})
+    with pytest.raises(ConfigError, match="'conv'"):
+        P.load_stage2_config(model={"prototype_layer": "conv"})
+    with pytest.raises(ConfigError, match="distinct"):
+        P.load_stage2_config(model={"importance_layers": ["context", "context"]})
 
 
 def test_the_multiple_instance_term_rewards_a_spoof_utterance_with_some_important_frames():

@@ -43,6 +43,29 @@ def test_shapes_and_frame_count_follow_the_20_ms_feature_encoder(detector):
     assert detector.frame_count(399) == 0 and detector.frame_count(8000) == 24
 
 
+def test_layer_embeddings_are_the_encoders_local_and_contextual_representations(detector):
+    x = torch.randn(2, 8000) * 0.1
+    with torch.no_grad():
+        layers = detector.layer_embeddings(x)
+        out = detector.encoder(x)
+    frames = detector.frame_count(8000)
+    assert list(layers) == ["features", "context"]
+    assert layers["features"].shape == (2, frames, detector.layer_dim("features"))
+    assert layers["context"].shape == (2, frames, detector.layer_dim("context"))
+    assert torch.equal(layers["features"], out.extract_features) and torch.equal(layers["context"], out.last_hidden_state)
+    # the local representation of a frame does not depend on audio outside its 400-sample field
+    y = x.clone()
+    y[:, 4000:] = 0.0
+    with torch.no_grad():
+        local = detector.layer_embeddings(y, ("features",))["features"]
+    early = (4000 - 400) // 320 + 1  # frames whose field ends before sample 4000
+    assert torch.allclose(local[:, :early], layers["features"][:, :early], atol=1e-5)
+    with pytest.raises(ConfigError, match="'layer3'"):
+        detector.layer_embeddings(x, ("layer3",))
+    with pytest.raises(ConfigError, match="'layer3'"):
+        detector.layer_dim("layer3")
+
+
 def test_bad_waveforms_are_refused_with_the_fix(detector):
     with pytest.raises(ConfigError, match=r"needs at least 400 samples \(25 ms at 16 kHz\)"):
         detector(torch.randn(1, 399))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from audioxai.errors import ConfigError
-from audioxai.explain.prototypes import stage2_loss
+from audioxai.explain.prototypes import detector_embeddings, stage2_layers, stage2_loss
 from audioxai.studies import prototype_xai as study
 
 
@@ -20,7 +20,7 @@ def run(tmp_path_factory):
         detector, history = study.train_detector_stage(data, cfg, ckpt)
         before = {k: v.clone() for k, v in detector.state_dict().items()}
         embeddings = study.frozen_embeddings(detector, data, cfg)
-        runs = study.train_explainers(embeddings, cfg)
+        runs = study.train_explainers(embeddings, cfg, study.stage2_layer_dims(detector))
         truth = study.frame_truth(detector, data["test"])
         maps = {f"prototype_{m}": study.prototype_maps(runs[(m, 0)][0], embeddings["test"][0])
                 for m in ("ema", "fixed", "learnable")}
@@ -80,9 +80,9 @@ def test_no_detector_score_enters_stage_2(run):
         assert not torch.allclose(detector(x), other(x))
         losses = []
         for model in (detector, other):
-            emb = model.embeddings(x)
+            emb = detector_embeddings(model, x, layers=stage2_layers(explainer.config))
             w = explainer(emb)
-            losses.append(stage2_loss(w, explainer.prototypes.logits(emb, 0.07), data["test"].labels[:4],
+            losses.append(stage2_loss(w, explainer.prototype_logits(emb, 0.07), data["test"].labels[:4],
                                       torch.ones(w.shape, dtype=torch.bool), explainer.config)["total"])
     assert torch.equal(losses[0], losses[1])
 
