@@ -327,14 +327,14 @@ class PrototypeExplainer(nn.Module):
         self.layer_dims = None if layer_dims is None else tuple(int(d) for d in layer_dims)
         if layer_dims is None:
             self.slices = {name: slice(0, dim) for name in layers}
+            widths = (dim,)
         else:
             if len(layer_dims) != len(layers) or sum(layer_dims) != dim:
                 raise ConfigError(f"layer_dims {tuple(layer_dims)} do not fit the stage-2 layers {layers} "
                                   f"and embeddings {dim} wide: pass SpoofDetector.layer_dim of each layer")
-            starts = [sum(layer_dims[:i]) for i in range(len(layers))]
-            self.slices = {name: slice(a, a + d) for name, a, d in zip(layers, starts, layer_dims)}
-        widths = (dim,) if layer_dims is None else tuple(
-            self.slices[name].stop - self.slices[name].start for name in cfg.importance_layers)
+            ends = torch.tensor(self.layer_dims).cumsum(0).tolist()
+            self.slices = {name: slice(end - d, end) for name, d, end in zip(layers, self.layer_dims, ends)}
+            widths = tuple(dict(zip(layers, self.layer_dims))[name] for name in cfg.importance_layers)
         self.importance_net = ImportanceNetwork(sum(widths), cfg.importance_hidden_dim, cfg.context_frames, widths)
         proto = self.slices[cfg.prototype_layer]
         self.prototypes = PrototypeManager(proto.stop - proto.start, cfg.prototype_mode, cfg.ema_momentum)

@@ -243,17 +243,14 @@ class SpoofDetector(nn.Module):
         ``context``: the last transformer layer (wav2vec2's contextual representation c, what
         ``embeddings`` returns: every frame has seen the whole clip).
         """
-        unknown = [name for name in layers if name not in EMBEDDING_LAYERS]
-        if unknown:
-            raise ConfigError(f"embedding layers {unknown}: choose from {', '.join(EMBEDDING_LAYERS)}")
+        _check_layers(layers)
         out = self.encoder(self.check_waveform(waveform))
         found = {"features": out.extract_features, "context": out.last_hidden_state}
         return {name: found[name] for name in layers}
 
     def layer_dim(self, name: str) -> int:
         """Width of the representation ``name`` (see ``layer_embeddings``)."""
-        if name not in EMBEDDING_LAYERS:
-            raise ConfigError(f"embedding layer {name!r}: choose from {', '.join(EMBEDDING_LAYERS)}")
+        _check_layers((name,))
         return int(self.encoder.config.conv_dim[-1] if name == "features" else self.encoder.config.hidden_size)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -301,6 +298,12 @@ class SpoofDetector(nn.Module):
         """Plain-type architecture record for checkpoint metadata; ``load_detector`` rebuilds from it."""
         return {"architecture": ARCHITECTURE, "detector": asdict(self.config),
                 "encoder": json.loads(self.encoder.config.to_json_string(use_diff=False))}
+
+
+def _check_layers(layers: tuple[str, ...]) -> None:
+    unknown = [name for name in layers if name not in EMBEDDING_LAYERS]
+    if unknown:
+        raise ConfigError(f"embedding layers {unknown}: choose from {', '.join(EMBEDDING_LAYERS)}")
 
 
 def freeze(model: nn.Module) -> nn.Module:
