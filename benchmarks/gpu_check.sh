@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # One GPU session, in order: the GPU-only tests, chapter 3's quick profile as a pre-flight (the same code
-# paths as full; stops here on failure), chapter 3's full profile, then the GPU benchmarks while time is
-# left. Everything it makes is copied to $OUT (default /tmp/gpu_check): results and logs as tarballs.
-# Usage on a GPU machine with this project's dependencies importable: bash benchmarks/gpu_check.sh [BUDGET_S]
+# paths as full; stops here on failure), chapter 3's full profile, the GPU benchmarks, then chapter 3's
+# detector at two larger sizes (benchmarks/detector_capacity.py, side by side, each epoch logged) while
+# time is left. Everything it makes is copied to $OUT (default /tmp/gpu_check): results as tarballs, logs.
+# Usage on a GPU machine with this project's dependencies importable:
+#   bash benchmarks/gpu_check.sh [BUDGET_S] [PHASES]   (PHASES: default "tests quick full bench capacity")
 set -uo pipefail
 budget=${1:-560}
+phases=" ${2:-tests quick full bench capacity} "
+want() { [[ "$phases" == *" $1 "* ]]; }
 OUT=${OUT:-/tmp/gpu_check}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 left() { echo $((budget - SECONDS)); }
@@ -13,20 +17,27 @@ pack() { tar czf "$OUT/ch3_$1.tgz" results/"$1"/03_prototype_xai results/"$1"/ru
   book/_executed/03_prototype_xai.ipynb checkpoints/"$1"/03_prototype_xai 2>/dev/null; }
 nvidia-smi -L; python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))'
 python3 -m ipykernel install --sys-prefix --name audioxai --display-name "Python 3 (audioxai)" >/dev/null || exit 1
-log "GPU-only tests"
+if want tests; then log "GPU-only tests"
 timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_runtime.py tests/explain/test_frame_attributions.py \
-  tests/metrics/test_randomisation.py 2>&1 | tail -3
-log "chapter 3 quick (pre-flight)"
+  tests/metrics/test_randomisation.py 2>&1 | tail -3; fi
+if want quick; then log "chapter 3 quick (pre-flight)"
 timeout 170 python3 -m audioxai.book run --profile quick --only 03_prototype_xai > "$OUT/quick.log" 2>&1
 rc=$?; tail -5 "$OUT/quick.log"; pack quick
-[ $rc -eq 0 ] || { log "pre-flight failed (rc $rc): stopping"; exit $rc; }
-log "chapter 3 full"
+[ $rc -eq 0 ] || { log "pre-flight failed (rc $rc): stopping"; exit $rc; }; fi
+if want full; then log "chapter 3 full"
 timeout $(left) python3 -m audioxai.book run --profile full --only 03_prototype_xai > "$OUT/full.log" 2>&1
 rc=$?; tail -5 "$OUT/full.log"; pack full
-log "full rc $rc"
-for b in "moe_dispatch.py --device cuda" "shap_asr.py --device cuda" "lmac_latency.py --device cuda"; do
+log "full rc $rc"; fi
+want bench && for b in "moe_dispatch.py --device cuda" "shap_asr.py --device cuda" "lmac_latency.py --device cuda"; do
   [ "$(left)" -gt 30 ] || break
   log "benchmark $b"
   timeout $(left) python3 benchmarks/$b 2>&1 | tail -15 | tee -a "$OUT/benchmarks.log"
 done
+if want capacity && [ "$(left)" -gt 60 ]; then
+  log "detector capacity (two sizes side by side, $(left) s left)"
+  for size in 256x128x2 256x256x4; do
+    timeout $(left) python3 benchmarks/detector_capacity.py --device cuda --sizes $size > "$OUT/capacity_$size.log" 2>&1 &
+  done
+  wait; tail -n 2 "$OUT"/capacity_*.log
+fi
 log "done"

@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PrototypeStudyConfig", "make_config", "load_study_data", "train_detector_stage", "detector_scores",
            "frozen_embeddings", "stage2_layer_dims", "train_explainers", "prototype_maps", "baseline_maps", "localisation_table",
-           "region_table", "importance_profiles", "ablation_table", "utterance_eer", "frame_truth",
+           "region_table", "importance_profiles", "ablation_table", "utterance_eer", "detector_eer_by_type",
+           "frame_truth",
            "METHODS", "BASELINES"]
 
 BASELINES = ("gradcam", "integrated_gradients", "attention_rollout")
@@ -250,4 +251,27 @@ def ablation_table(runs: dict, embeddings: tuple[torch.Tensor, torch.Tensor, tor
 def utterance_eer(detector: SpoofDetector, data: SpoofSet) -> float:
     """The detector's utterance-level EER on ``data``."""
     return equal_error_rate(detector_scores(detector, data), data.labels)
+
+
+def detector_eer_by_type(detector: SpoofDetector, data: dict[str, SpoofSet]) -> pd.DataFrame:
+    """Where the detector fails: per split and per (kind, spoof type), the EER of those spoofs against the
+    split's bona fide clips, their number and mean spoof score, next to the bona fide mean score and the
+    split's overall EER. A type that is hard on the training split too is underfitted, not overfitted."""
+    rows = []
+    for split, d in data.items():
+        scores = detector_scores(detector, d)
+        bona = [i for i, k in enumerate(d.kind) if k == "bonafide"]
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, (kind, spoof_type) in enumerate(zip(d.kind, d.spoof_type)):
+            if kind != "bonafide":
+                groups.setdefault((kind, spoof_type), []).append(i)
+        overall = equal_error_rate(scores, d.labels)
+        for (kind, spoof_type), idx in sorted(groups.items()):
+            labels = torch.cat([torch.zeros(len(bona)), torch.ones(len(idx))])
+            rows.append({"split": split, "kind": kind, "spoof_type": spoof_type, "clips": len(idx),
+                         "eer_vs_bonafide": equal_error_rate(scores[bona + idx], labels) if bona else float("nan"),
+                         "mean_spoof_score": float(scores[idx].mean()),
+                         "mean_bonafide_score": float(scores[bona].mean()) if bona else float("nan"),
+                         "split_eer": overall})
+    return pd.DataFrame(rows)
 

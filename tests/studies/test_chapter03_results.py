@@ -53,3 +53,12 @@ def test_tables_figures_and_audio_are_written(chapter):
     for name in ("bonafide", "partial", "full", "partial_important_frames"):
         info = sf.info(str(out / "audio" / f"{name}.wav"))
         assert info.samplerate == 16000 and info.frames == int(2.56 * 16000), name
+
+
+def test_the_eer_by_type_table_matches_the_headline_eer(chapter):
+    out, metrics = chapter
+    table = pd.read_csv(out / "detector_eer_by_type.csv")
+    assert set(table["split"]) == {"train", "val", "test", "test_unseen"}
+    assert table.loc[table["split"] == "test", "split_eer"].sub(metrics["detector_eer"]).abs().lt(1e-12).all()
+    assert table.loc[table["split"] == "test_unseen", "split_eer"].sub(metrics["detector_eer_unseen"]).abs().lt(1e-12).all()
+    assert table["eer_vs_bonafide"].between(0, 1).all() and (table["clips"] > 0).all()

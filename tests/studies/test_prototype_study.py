@@ -5,6 +5,7 @@ import torch
 
 from audioxai.errors import ConfigError
 from audioxai.explain.prototypes import detector_embeddings, stage2_layers, stage2_loss
+from audioxai.metrics.detection import equal_error_rate
 from audioxai.studies import prototype_xai as study
 
 
@@ -94,3 +95,24 @@ def test_profiles_and_unknown_parameters(run):
     assert len(profiles) == len(data["test"]) and profiles["concentration"].between(0, 1).all()
     with pytest.raises(ConfigError, match="detector_epoch.*detector_epochs"):
         study.make_config(detector_epoch=3)
+
+
+def test_eer_by_type_splits_every_spoof_group_against_the_same_bona_fide_clips(run):
+    _, data, _, detector, *_ = run
+    table = study.detector_eer_by_type(detector, data)
+    assert set(table["split"]) == set(data)
+    for split, d in data.items():
+        rows = table[table["split"] == split]
+        spoofs = [(k, t) for k, t in zip(d.kind, d.spoof_type) if k != "bonafide"]
+        assert set(zip(rows["kind"], rows["spoof_type"])) == set(spoofs)
+        assert rows["clips"].sum() == len(spoofs)
+        assert rows["split_eer"].eq(study.utterance_eer(detector, d)).all()
+    # one group by hand: its clips and the split's bona fide clips, nothing else
+    d, row = data["test"], table[table["split"] == "test"].iloc[0]
+    scores = study.detector_scores(detector, d)
+    bona = [i for i, k in enumerate(d.kind) if k == "bonafide"]
+    group = [i for i, (k, t) in enumerate(zip(d.kind, d.spoof_type)) if (k, t) == (row["kind"], row["spoof_type"])]
+    labels = torch.cat([torch.zeros(len(bona)), torch.ones(len(group))])
+    assert row["eer_vs_bonafide"] == pytest.approx(equal_error_rate(scores[bona + group], labels))
+    assert row["mean_spoof_score"] == pytest.approx(float(scores[group].mean()))
+    assert table[["eer_vs_bonafide", "mean_spoof_score", "mean_bonafide_score"]].stack().between(0, 1).all()
