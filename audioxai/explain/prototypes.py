@@ -133,9 +133,11 @@ class Stage2ModelConfig:
 
 @dataclass
 class Stage2TrainConfig:
-    """Training of the XAI module: AdamW at ``lr``; the epoch with the lowest validation loss is kept."""
+    """Training of the XAI module: AdamW at ``lr`` (the importance network; ``learnable`` prototypes at
+    ``prototype_lr``); the epoch with the lowest validation loss is kept."""
 
-    lr: float = 1e-3
+    lr: float = 5e-5
+    prototype_lr: float = 1e-3
     num_epochs: int = 30
     batch_size: int = 32
     patience: int = 8
@@ -415,7 +417,12 @@ def train_stage2(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor], val: tu
     device = resolve_device(t.device)
     explainer = PrototypeExplainer(train[0].shape[-1], m, layer_dims).to(device)
     explainer.prototypes.initialise(_class_means(explainer.prototype_space(train[0]), *train[1:]).to(device))
-    opt = torch.optim.AdamW(explainer.parameters(), lr=t.lr)
+    prototype_params = [p for p in explainer.prototypes.parameters() if p.requires_grad]
+    ids = {id(p) for p in prototype_params}
+    groups = [{"params": [p for p in explainer.parameters() if id(p) not in ids], "lr": t.lr}]
+    if prototype_params:  # learnable mode: two vectors that the network's small rate would barely move
+        groups.append({"params": prototype_params, "lr": t.prototype_lr})
+    opt = torch.optim.AdamW(groups)
     gen = torch.Generator().manual_seed(t.seed)
     history, best, best_state, waited = Stage2History(), float("inf"), None, 0
     for epoch in range(t.num_epochs):

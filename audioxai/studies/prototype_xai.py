@@ -72,7 +72,7 @@ class PrototypeStudyConfig:
     detector_lr: float = 1e-3
     batch_size: int = 32
     stage2_epochs: int = 30
-    stage2_lr: float = 1e-3
+    stage2_lr: float = 5e-5
     seeds: tuple[int, ...] = (0, 1, 2)
     ig_steps: int = 50
     seed: int = 0

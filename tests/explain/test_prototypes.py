@@ -186,3 +186,23 @@ def test_the_multiple_instance_term_rewards_a_spoof_utterance_with_some_importan
     some[1, :2] = 1.0
     assert P.stage2_loss(none, logits, labels, valid, cfg)["mil"] == pytest.approx(1.0)
     assert P.stage2_loss(some, logits, labels, valid, cfg)["mil"] == pytest.approx(0.0)
+
+
+def test_learnable_prototypes_train_at_their_own_rate():
+    emb, labels, valid, _ = _toy()
+    means = P._class_means(emb, labels, valid)
+
+    def train(lr, prototype_lr):
+        cfg = P.load_stage2_config(model={"prototype_mode": "learnable", "importance_hidden_dim": 16},
+                                   training={"num_epochs": 3, "batch_size": 16, "lr": lr, "prototype_lr": prototype_lr,
+                                             "patience": 3, "device": "cpu"})
+        torch.manual_seed(0)
+        untrained = P.PrototypeExplainer(emb.shape[-1], cfg.model).importance_net.state_dict()
+        explainer, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), cfg)
+        same_net = all(torch.equal(untrained[k], v) for k, v in explainer.importance_net.state_dict().items())
+        return explainer.prototypes.prototypes.detach(), same_net
+
+    protos, same_net = train(lr=0.0, prototype_lr=1e-2)
+    assert same_net and not torch.allclose(protos, means)  # only the prototypes moved
+    protos, same_net = train(lr=1e-2, prototype_lr=0.0)
+    assert not same_net and torch.equal(protos, means)  # only the network moved
