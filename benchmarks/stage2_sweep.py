@@ -29,6 +29,11 @@ from audioxai.runtime import resolve_device
 from audioxai.studies import prototype_xai as study
 
 
+def _rounded(row: dict) -> dict:
+    """Scores to 4 decimals for printing; the learning rate as given."""
+    return {k: round(v, 4) if isinstance(v, float) and k != "lr" else v for k, v in row.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path)
@@ -66,7 +71,7 @@ def main() -> None:
                 row = {"lr": lr, "mode": mode, "seed": seed, "best_epoch": history.best_epoch,
                        "frame_auc": frame_auc(w, truth), "frame_auc_partial": frame_auc(w[partial], truth[partial]),
                        "frame_eer": frame_eer(w, truth), "nondegenerate_share": nondegenerate_share(w)}
-                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+                print(json.dumps(_rounded(row)), flush=True)
                 rows.append(row)
     table = pd.DataFrame(rows)
     summary = table.groupby(["lr", "mode"]).agg(frame_auc=("frame_auc", "mean"), auc_min=("frame_auc", "min"),
@@ -76,7 +81,7 @@ def main() -> None:
                                                 best_epoch=("best_epoch", "mean"))
     print(summary.round(4).to_string())
     print(json.dumps({"checkpoint": str(args.checkpoint), "device": str(device), "seeds": args.seeds,
-                      "runs": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]}))
+                      "runs": [_rounded(r) for r in rows]}))
 
 
 if __name__ == "__main__":
