@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import logging
 import sys
 import tempfile
@@ -55,9 +56,7 @@ def main() -> None:
     data = study.load_study_data(base)
     results = []
     for hidden, conv, blocks in sizes:
-        cfg = study.make_config(num_voices=args.voices, utterances_per_voice=args.utterances, seed=args.seed,
-                                device=args.device, detector_epochs=args.epochs, hidden_size=hidden,
-                                conv_channels=conv, conformer_layers=blocks)
+        cfg = replace(base, hidden_size=hidden, conv_channels=conv, conformer_layers=blocks)
         print(f"== size hidden {hidden}, conv {conv}, conformer {blocks}, {args.epochs} epochs", flush=True)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -62,8 +63,7 @@ def main() -> None:
     partial = truth.any(dim=1) & ~truth.all(dim=1)
     rows = []
     for lr in args.lrs:
-        cfg = study.make_config(num_voices=args.voices, utterances_per_voice=args.utterances, seed=args.corpus_seed,
-                                device=str(device), seeds=args.seeds, stage2_epochs=args.epochs, stage2_lr=lr)
+        cfg = replace(base, stage2_lr=lr)
         for mode in args.modes:
             runs = study.train_explainers(embeddings, cfg, dims, modes=(mode,))
             for (_, seed), (explainer, history) in runs.items():

@@ -417,11 +417,9 @@ def train_stage2(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor], val: tu
     device = resolve_device(t.device)
     explainer = PrototypeExplainer(train[0].shape[-1], m, layer_dims).to(device)
     explainer.prototypes.initialise(_class_means(explainer.prototype_space(train[0]), *train[1:]).to(device))
-    prototype_params = [p for p in explainer.prototypes.parameters() if p.requires_grad]
-    ids = {id(p) for p in prototype_params}
-    groups = [{"params": [p for p in explainer.parameters() if id(p) not in ids], "lr": t.lr}]
-    if prototype_params:  # learnable mode: two vectors that the network's small rate would barely move
-        groups.append({"params": prototype_params, "lr": t.prototype_lr})
+    groups = [{"params": list(explainer.importance_net.parameters()), "lr": t.lr}]
+    if prototype_params := list(explainer.prototypes.parameters()):  # learnable mode only: two vectors that
+        groups.append({"params": prototype_params, "lr": t.prototype_lr})  # the network's small rate would barely move
     opt = torch.optim.AdamW(groups)
     gen = torch.Generator().manual_seed(t.seed)
     history, best, best_state, waited = Stage2History(), float("inf"), None, 0
