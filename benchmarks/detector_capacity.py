@@ -11,8 +11,10 @@ last line is one JSON object with every size's figures.
 
 Run (a GPU is the point; on the CPU one size takes about an hour):
 ``.venv/bin/python benchmarks/detector_capacity.py [--device auto] [--epochs 40]
-[--sizes 128x64x2 256x128x2 256x256x4] [--voices 60] [--utterances 40]``, where a size is
-HIDDENxCONVxCONFORMER (transformer width, conv channels, Conformer blocks).
+[--sizes 128x64x2 256x128x2 256x256x4] [--voices 60] [--utterances 40] [--lr 1e-3] [--snr 20 50]``,
+where a size is HIDDENxCONVxCONFORMER (transformer width, conv channels, Conformer blocks) and ``--snr``
+is the range of the training noise's SNR in dB (``detector_noise_snr_db``). Several runs can share one
+GPU as separate processes; build the corpus first (``--build-only``) so they do not all build it.
 """
 
 from __future__ import annotations
@@ -48,30 +50,48 @@ def main() -> None:
     parser.add_argument("--voices", type=int, default=60)
     parser.add_argument("--utterances", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--snr", type=float, nargs=2, default=[20.0, 50.0], metavar=("LOW", "HIGH"))
+    parser.add_argument("--build-only", action="store_true", help="build (or find) the corpus, then stop")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep each size's avg_5_best.pth in KEEP/<size>_e<epochs>_snr<low>-<high>/ "
+                             "(for benchmarks/stage2_sweep.py); default: a temporary folder")
     args = parser.parse_args()
     sizes = [parse_size(s) for s in args.sizes]
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(message)s")
     base = study.make_config(num_voices=args.voices, utterances_per_voice=args.utterances, seed=args.seed,
-                             device=args.device, detector_epochs=args.epochs)
+                             device=args.device, detector_epochs=args.epochs, detector_lr=args.lr,
+                             detector_noise_snr_db=list(args.snr))
+    start = time.perf_counter()
     data = study.load_study_data(base)
+    print(f"corpus ready in {time.perf_counter() - start:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()),
+          flush=True)
+    if args.build_only:
+        return
     results = []
     for hidden, conv, blocks in sizes:
         cfg = replace(base, hidden_size=hidden, conv_channels=conv, conformer_layers=blocks)
-        print(f"== size hidden {hidden}, conv {conv}, conformer {blocks}, {args.epochs} epochs", flush=True)
+        print(f"== size hidden {hidden}, conv {conv}, conformer {blocks}, {args.epochs} epochs, lr {args.lr}, "
+              f"noise SNR {args.snr[0]:g}-{args.snr[1]:g} dB", flush=True)
         start = time.perf_counter()
-        with tempfile.TemporaryDirectory() as folder:
-            detector, history = study.train_detector_stage(data, cfg, Path(folder))
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = (args.keep / f"{hidden}x{conv}x{blocks}_e{args.epochs}_snr{args.snr[0]:g}-{args.snr[1]:g}"
+                      if args.keep else Path(scratch))
+            detector, history = study.train_detector_stage(data, cfg, folder)
         seconds = time.perf_counter() - start
         table = study.detector_eer_by_type(detector, data)
         eer = table.groupby("split")["split_eer"].first()
-        test = table[table["split"] == "test"]
-        row = {"hidden": hidden, "conv": conv, "conformer": blocks, "epochs": args.epochs,
+        by_type = {split: {f"{k}/{t}": round(float(v), 4) for k, t, v in zip(part["kind"], part["spoof_type"],
+                                                                             part["eer_vs_bonafide"])}
+                   for split, part in table.groupby("split")}
+        row = {"hidden": hidden, "conv": conv, "conformer": blocks, "epochs": args.epochs, "lr": args.lr,
+               "snr_db": list(args.snr),
                "parameters": sum(p.numel() for p in detector.parameters()),
                "seconds_per_epoch": round(seconds / args.epochs, 2),
                "eer": {split: round(float(v), 4) for split, v in eer.items()},
-               "test_eer_by_type": {f"{k}/{t}": round(float(v), 4)
-                                    for k, t, v in zip(test["kind"], test["spoof_type"], test["eer_vs_bonafide"])},
-               "averaged_epochs": list(history.averaged_epochs)}
+               "test_eer_by_type": by_type.get("test", {}), "train_eer_by_type": by_type.get("train", {}),
+               "averaged_epochs": list(history.averaged_epochs), "checkpoint": history.checkpoint_path if args.keep else None,
+               "val_eer_by_epoch": [round(v, 4) for v in history.val_eer]}
         print(json.dumps(row), flush=True)
         results.append(row)
     print(json.dumps({"device": args.device, "sizes": results}))

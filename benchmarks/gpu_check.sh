@@ -3,8 +3,13 @@
 # paths as full; stops here on failure), chapter 3's full profile, the GPU benchmarks, then chapter 3's
 # detector at two larger sizes (benchmarks/detector_capacity.py, side by side, each epoch logged) while
 # time is left. Everything it makes is copied to $OUT (default /tmp/gpu_check): results as tarballs, logs.
+# The phase "sweep" builds chapter 3's full corpus once, then trains the detector variants of $SWEEP
+# (SIZE:EPOCHS:SNR_LOW:SNR_HIGH each) side by side in the background while the other phases run, and
+# scores each with stage 2 (benchmarks/stage2_sweep.py: ema, seed 0, the full profile's rate); their logs
+# come back in sweep.tgz.
 # Usage on a GPU machine with this project's dependencies importable:
-#   bash benchmarks/gpu_check.sh [BUDGET_S] [PHASES]   (PHASES: default "tests quick full bench capacity")
+#   bash benchmarks/gpu_check.sh [BUDGET_S] [PHASES]   (PHASES: default "tests quick full bench capacity";
+#   any of those and "sweep")
 set -uo pipefail
 budget=${1:-560}
 phases=" ${2:-tests quick full bench capacity} "
@@ -17,6 +22,22 @@ pack() { tar czf "$OUT/ch3_$1.tgz" results/"$1"/03_prototype_xai results/"$1"/ru
   book/_executed/03_prototype_xai.ipynb checkpoints/"$1"/03_prototype_xai 2>/dev/null; }
 nvidia-smi -L; python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))'
 python3 -m ipykernel install --sys-prefix --name audioxai --display-name "Python 3 (audioxai)" >/dev/null || exit 1
+sweep_dir=$(mktemp -d)
+if want sweep; then
+  log "chapter 3 corpus (built once for every run)"
+  python3 benchmarks/detector_capacity.py --build-only > "$sweep_dir/corpus.log" 2>&1 || { tail -5 "$sweep_dir/corpus.log"; exit 1; }
+  tail -1 "$sweep_dir/corpus.log"
+  for v in ${SWEEP:-128x64x2:60:30:60 128x128x2:60:30:60 256x128x2:60:30:60 256x256x2:60:30:60 256x256x2:60:20:50}; do
+    IFS=: read -r size epochs lo hi <<< "$v"
+    tag="${size}_e${epochs}_snr${lo}-${hi}"
+    log "sweep $tag (background)"
+    ( OMP_NUM_THREADS=2 timeout $(( $(left) - 15 )) python3 benchmarks/detector_capacity.py --device "${SWEEP_DEVICE:-cuda}" \
+        --sizes "$size" --epochs "$epochs" --snr "$lo" "$hi" --keep "$sweep_dir/ckpt" &&
+      OMP_NUM_THREADS=2 timeout $(( $(left) - 10 )) python3 benchmarks/stage2_sweep.py --device "${SWEEP_DEVICE:-cuda}" \
+        --checkpoint "$sweep_dir/ckpt/$tag/avg_5_best.pth" --lrs 5e-5 --modes ema --seeds 0
+    ) > "$sweep_dir/$tag.log" 2>&1 &
+  done
+fi
 if want tests; then log "GPU-only tests"
 timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_runtime.py tests/explain/test_frame_attributions.py \
   tests/metrics/test_randomisation.py 2>&1 | tail -3; fi
@@ -39,5 +60,10 @@ if want capacity && [ "$(left)" -gt 60 ]; then
     timeout $(left) python3 benchmarks/detector_capacity.py --device cuda --sizes $size > "$OUT/capacity_$size.log" 2>&1 &
   done
   wait; tail -n 2 "$OUT"/capacity_*.log
+fi
+if want sweep; then
+  log "waiting for the sweep"; wait
+  for f in "$sweep_dir"/*.log; do echo "== $(basename "$f")"; grep -E '^\{"hidden"|^\{"lr"|^\{"checkpoint"|Error|error' "$f" | cut -c1-900; done
+  tar czf "$OUT/sweep.tgz" -C "$sweep_dir" --exclude=ckpt .
 fi
 log "done"

@@ -61,6 +61,9 @@ class DetectorTrainConfig:
         for name in ("num_epochs", "batch_size", "keep_best"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: use an integer >= 1")
+        snr = tuple(self.noise_snr_db) if isinstance(self.noise_snr_db, (tuple, list)) else ()
+        if len(snr) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in snr) or snr[0] > snr[1]:
+            raise ConfigError(f"noise_snr_db={self.noise_snr_db!r}: give two finite numbers [low, high] in dB with low <= high")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r}: use lr > 0 and weight_decay >= 0")
 

@@ -55,6 +55,9 @@ class PrototypeStudyConfig:
             had not left chance after 4 epochs on 1,700 clips). Group norm makes the detector nearly
             blind to a global gain, which matters for Integrated Gradients from silence (see the chapter).
         detector_epochs, detector_lr, batch_size: stage 1 training (the 5 best epochs averaged).
+        detector_noise_snr_db: range of the white-noise SNR of stage 1's augmentation, in dB
+            (``DetectorTrainConfig.noise_snr_db``). The mel vocoder's change sits 10 dB under the
+            speech in every band, so noise at 20 dB SNR covers it above 4 kHz.
         stage2_epochs, stage2_lr: stage 2 training (other settings: configs/xai_stage2.yaml).
         seeds: stage-2 seeds of the ablation over prototype modes.
         ig_steps: Integrated Gradients steps.
@@ -70,6 +73,7 @@ class PrototypeStudyConfig:
     conformer_layers: int = 2
     detector_epochs: int = 20
     detector_lr: float = 1e-3
+    detector_noise_snr_db: tuple[float, float] = (20.0, 50.0)
     batch_size: int = 32
     stage2_epochs: int = 30
     stage2_lr: float = 5e-5
@@ -101,7 +105,8 @@ def train_detector_stage(data: dict[str, SpoofSet], cfg: PrototypeStudyConfig,
     history = train_detector(model, (data["train"].waveform, data["train"].labels),
                              (data["val"].waveform, data["val"].labels),
                              DetectorTrainConfig(num_epochs=cfg.detector_epochs, lr=cfg.detector_lr,
-                                                 batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device),
+                                                 batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
+                                                 noise_snr_db=tuple(cfg.detector_noise_snr_db)),
                              checkpoint_dir)
     detector = load_detector(Path(checkpoint_dir) / "avg_5_best.pth").to(resolve_device(cfg.device))
     detector.requires_grad_(False)

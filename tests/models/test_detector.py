@@ -9,7 +9,8 @@ import audioxai.models.detector_training as training_module
 from audioxai.errors import ConfigError
 from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
 from audioxai.models.detector import DetectorConfig, SpoofDetector, freeze, load_detector, multihead_attention_weights
-from audioxai.models.detector_training import DetectorTrainConfig, average_state_dicts, rank_epochs, train_detector
+from audioxai.models.detector_training import (DetectorTrainConfig, augment_batch, average_state_dicts, rank_epochs,
+                                               train_detector)
 from audioxai.models.hubert import HubertClassifier, HubertClassifierConfig
 
 TINY = DetectorConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, conv_channels=16,
@@ -180,6 +181,18 @@ def trained(tmp_path_factory):
             training_module._cpu_state = original
         runs.append((model, history, states))
     return runs, val
+
+
+def test_augmentation_noise_is_drawn_within_the_configured_snr_range():
+    clean = torch.sin(torch.arange(32000) / 7.0).repeat(64, 1)
+    config = DetectorTrainConfig(gain_db=0.0, shift_seconds=0.0, noise_snr_db=(30.0, 40.0))
+    noisy = augment_batch(clean, config, torch.Generator().manual_seed(0))
+    noise = noisy - clean
+    snr = 10 * torch.log10(clean.pow(2).mean(dim=1) / noise.pow(2).mean(dim=1))
+    assert snr.min() > 29.8 and snr.max() < 40.2 and snr.max() - snr.min() > 5  # spread over the range
+    for bad in [(40.0, 30.0), (30.0,), (float("nan"), 30.0)]:
+        with pytest.raises(ConfigError, match="noise_snr_db"):
+            DetectorTrainConfig(noise_snr_db=bad)
 
 
 def test_two_epochs_separate_loud_noise_from_quiet_tones(trained):
