@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--snr", type=float, nargs=2, default=[20.0, 50.0], metavar=("LOW", "HIGH"))
+    parser.add_argument("--speed", type=float, nargs="+", default=[1.0],
+                        help="speed-perturbation factors of the training clips (detector_speed_factors)")
     parser.add_argument("--build-only", action="store_true", help="build (or find) the corpus, then stop")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep each size's avg_5_best.pth in KEEP/<size>_e<epochs>_snr<low>-<high>/ "
@@ -61,7 +63,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(message)s")
     base = study.make_config(num_voices=args.voices, utterances_per_voice=args.utterances, seed=args.seed,
                              device=args.device, detector_epochs=args.epochs, detector_lr=args.lr,
-                             detector_noise_snr_db=list(args.snr))
+                             detector_noise_snr_db=list(args.snr), detector_speed_factors=list(args.speed))
     start = time.perf_counter()
     data = study.load_study_data(base)
     print(f"corpus ready in {time.perf_counter() - start:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()),
@@ -72,10 +74,11 @@ def main() -> None:
     for hidden, conv, blocks in sizes:
         cfg = replace(base, hidden_size=hidden, conv_channels=conv, conformer_layers=blocks)
         print(f"== size hidden {hidden}, conv {conv}, conformer {blocks}, {args.epochs} epochs, lr {args.lr}, "
-              f"noise SNR {args.snr[0]:g}-{args.snr[1]:g} dB", flush=True)
+              f"noise SNR {args.snr[0]:g}-{args.snr[1]:g} dB, speed {args.speed}", flush=True)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
-            folder = (args.keep / f"{hidden}x{conv}x{blocks}_e{args.epochs}_snr{args.snr[0]:g}-{args.snr[1]:g}"
+            speed = "" if args.speed == [1.0] else "_speed" + "-".join(f"{f:g}" for f in args.speed)
+            folder = (args.keep / f"{hidden}x{conv}x{blocks}_e{args.epochs}_snr{args.snr[0]:g}-{args.snr[1]:g}{speed}"
                       if args.keep else Path(scratch))
             detector, history = study.train_detector_stage(data, cfg, folder)
         seconds = time.perf_counter() - start
@@ -85,7 +88,7 @@ def main() -> None:
                                                                              part["eer_vs_bonafide"])}
                    for split, part in table.groupby("split")}
         row = {"hidden": hidden, "conv": conv, "conformer": blocks, "epochs": args.epochs, "lr": args.lr,
-               "snr_db": list(args.snr),
+               "snr_db": list(args.snr), "speed_factors": list(args.speed),
                "parameters": sum(p.numel() for p in detector.parameters()),
                "seconds_per_epoch": round(seconds / args.epochs, 2),
                "eer": {split: round(float(v), 4) for split, v in eer.items()},

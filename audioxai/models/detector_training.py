@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchaudio.functional as AF
 from torch import nn
 
 from audioxai.errors import ConfigError
@@ -22,7 +23,7 @@ from audioxai.runtime import resolve_device, seed_everything
 logger = logging.getLogger(__name__)
 
 __all__ = ["DetectorTrainConfig", "DetectorHistory", "train_detector", "rank_epochs", "average_state_dicts",
-           "augment_batch"]
+           "augment_batch", "speed_perturb"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class DetectorTrainConfig:
             ``shift_seconds`` and white noise at an SNR drawn from ``noise_snr_db`` (drawn from the
             seeded generator; validation clips are never augmented). A detector that memorises voices
             and texts overfits within a few epochs on SynthDigits voices without it.
+        speed_factors: speed perturbation (Ko et al., 2015), applied first when ``augment`` is on: each
+            clip is resampled to play ``f`` times faster, ``f`` drawn uniformly from this tuple (pitch and
+            formants move with it, as for another speaker), then cut or zero-padded back to its length.
+            ``(1.0,)`` (the default) leaves the speed alone.
     """
 
     num_epochs: int = 20
@@ -56,6 +61,7 @@ class DetectorTrainConfig:
     gain_db: float = 6.0
     shift_seconds: float = 0.25
     noise_snr_db: tuple[float, float] = (20.0, 50.0)
+    speed_factors: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         for name in ("num_epochs", "batch_size", "keep_best"):
@@ -64,6 +70,10 @@ class DetectorTrainConfig:
         snr = tuple(self.noise_snr_db) if isinstance(self.noise_snr_db, (tuple, list)) else ()
         if len(snr) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in snr) or snr[0] > snr[1]:
             raise ConfigError(f"noise_snr_db={self.noise_snr_db!r}: give two finite numbers [low, high] in dB with low <= high")
+        factors = tuple(self.speed_factors) if isinstance(self.speed_factors, (tuple, list)) else ()
+        if not factors or not all(isinstance(f, (int, float)) and 0.5 <= f <= 2.0 for f in factors):
+            raise ConfigError(f"speed_factors={self.speed_factors!r}: give one or more speed factors between 0.5 "
+                              f"and 2.0, e.g. [0.9, 1.0, 1.1] ([1.0] for no speed perturbation)")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r}: use lr > 0 and weight_decay >= 0")
 
@@ -129,10 +139,28 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+def speed_perturb(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` (..., T) played ``factor`` times faster (polyphase resampling by the ratio 100 : 100 / factor),
+    cut or zero-padded back to T samples."""
+    new = round(100 / factor)
+    if new == 100:
+        return x
+    length = x.shape[-1]
+    y = AF.resample(x, 100, new)
+    return y[..., :length] if y.shape[-1] >= length else F.pad(y, (0, length - y.shape[-1]))
+
+
 def augment_batch(x: torch.Tensor, config: DetectorTrainConfig, generator: torch.Generator,
                   sample_rate: int = 16000) -> torch.Tensor:
-    """Random gain, circular shift and white noise per clip (``DetectorTrainConfig.augment``), on the CPU."""
+    """Speed perturbation, random gain, circular shift and white noise per clip
+    (``DetectorTrainConfig.augment``), on the CPU."""
     n = len(x)
+    if len(config.speed_factors) > 1 or config.speed_factors[0] != 1.0:
+        picks = torch.randint(len(config.speed_factors), (n,), generator=generator)
+        x = x.clone()
+        for k in picks.unique().tolist():  # one resampling kernel per factor
+            rows = picks == k
+            x[rows] = speed_perturb(x[rows], float(config.speed_factors[k]))
     gain = 10 ** ((torch.rand(n, 1, generator=generator) * 2 - 1) * config.gain_db / 20)
     max_shift = int(config.shift_seconds * sample_rate)
     shifts = torch.randint(-max_shift, max_shift + 1, (n,), generator=generator) if max_shift > 0 else torch.zeros(n, dtype=torch.long)

@@ -58,6 +58,9 @@ class PrototypeStudyConfig:
         detector_noise_snr_db: range of the white-noise SNR of stage 1's augmentation, in dB
             (``DetectorTrainConfig.noise_snr_db``). The mel vocoder's change sits 10 dB under the
             speech in every band, so noise at 20 dB SNR covers it above 4 kHz.
+        detector_speed_factors: speed perturbation of stage 1's training clips
+            (``DetectorTrainConfig.speed_factors``; ``[1.0]``: none), which makes new voices of the
+            training voices.
         stage2_epochs, stage2_lr: stage 2 training (other settings: configs/xai_stage2.yaml).
         seeds: stage-2 seeds of the ablation over prototype modes.
         ig_steps: Integrated Gradients steps.
@@ -74,6 +77,7 @@ class PrototypeStudyConfig:
     detector_epochs: int = 20
     detector_lr: float = 1e-3
     detector_noise_snr_db: tuple[float, float] = (20.0, 50.0)
+    detector_speed_factors: tuple[float, ...] = (1.0,)
     batch_size: int = 32
     stage2_epochs: int = 30
     stage2_lr: float = 5e-5
@@ -106,7 +110,8 @@ def train_detector_stage(data: dict[str, SpoofSet], cfg: PrototypeStudyConfig,
                              (data["val"].waveform, data["val"].labels),
                              DetectorTrainConfig(num_epochs=cfg.detector_epochs, lr=cfg.detector_lr,
                                                  batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device,
-                                                 noise_snr_db=tuple(cfg.detector_noise_snr_db)),
+                                                 noise_snr_db=tuple(cfg.detector_noise_snr_db),
+                                                 speed_factors=tuple(cfg.detector_speed_factors)),
                              checkpoint_dir)
     detector = load_detector(Path(checkpoint_dir) / "avg_5_best.pth").to(resolve_device(cfg.device))
     detector.requires_grad_(False)

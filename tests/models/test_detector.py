@@ -10,7 +10,7 @@ from audioxai.errors import ConfigError
 from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
 from audioxai.models.detector import DetectorConfig, SpoofDetector, freeze, load_detector, multihead_attention_weights
 from audioxai.models.detector_training import (DetectorTrainConfig, augment_batch, average_state_dicts, rank_epochs,
-                                               train_detector)
+                                               speed_perturb, train_detector)
 from audioxai.models.hubert import HubertClassifier, HubertClassifierConfig
 
 TINY = DetectorConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, conv_channels=16,
@@ -193,6 +193,28 @@ def test_augmentation_noise_is_drawn_within_the_configured_snr_range():
     for bad in [(40.0, 30.0), (30.0,), (float("nan"), 30.0)]:
         with pytest.raises(ConfigError, match="noise_snr_db"):
             DetectorTrainConfig(noise_snr_db=bad)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturbation_moves_a_tone_by_the_factor_and_keeps_the_length(factor):
+    t = torch.arange(32000) / 16000
+    tone = torch.sin(2 * math.pi * 400 * t)
+    fast = speed_perturb(tone, factor)
+    assert fast.shape == tone.shape
+    spectrum = torch.fft.rfft(fast[:16000] * torch.hann_window(16000)).abs()
+    assert float(spectrum.argmax()) == pytest.approx(400 * 100 / round(100 / factor), abs=1.0)  # 1 Hz bins
+    assert torch.equal(speed_perturb(tone, 1.0), tone)
+
+
+def test_speed_factors_are_validated_and_one_leaves_the_batch_unresampled():
+    for bad in [(), (0.3,), ("fast",)]:
+        with pytest.raises(ConfigError, match="speed_factors"):
+            DetectorTrainConfig(speed_factors=bad)
+    x = torch.randn(6, 8000)
+    plain = DetectorTrainConfig(gain_db=0.0, shift_seconds=0.0, noise_snr_db=(200.0, 200.0))
+    assert torch.allclose(augment_batch(x, plain, torch.Generator().manual_seed(1)), x, atol=1e-6)
+    faster = DetectorTrainConfig(gain_db=0.0, shift_seconds=0.0, noise_snr_db=(200.0, 200.0), speed_factors=(1.25,))
+    assert torch.allclose(augment_batch(x, faster, torch.Generator().manual_seed(1)), speed_perturb(x, 1.25), atol=1e-6)
 
 
 def test_two_epochs_separate_loud_noise_from_quiet_tones(trained):

@@ -15,7 +15,8 @@ def run(tmp_path_factory):
         patch.setenv("AUDIOXAI_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         cfg = study.make_config(num_voices=5, utterances_per_voice=5, hidden_size=32, num_layers=1, conv_channels=16,
                                 conformer_layers=1, detector_epochs=2, stage2_epochs=2, seeds=[0, 1], ig_steps=2,
-                                batch_size=8, device="cpu", detector_noise_snr_db=[25.0, 40.0])
+                                batch_size=8, device="cpu", detector_noise_snr_db=[25.0, 40.0],
+                                detector_speed_factors=[0.9, 1.0, 1.1])
         data = study.load_study_data(cfg)
         ckpt = tmp_path_factory.mktemp("ckpt")
         detector, history = study.train_detector_stage(data, cfg, ckpt)
@@ -38,7 +39,8 @@ def test_the_detector_is_saved_as_the_average_of_its_best_epochs_and_stays_froze
     assert 0.0 <= study.utterance_eer(detector, data["test"]) <= 1.0
     # the study's training knobs reach stage 1 (the checkpoint records its training config)
     meta = torch.load(ckpt / "avg_5_best.pth", weights_only=True)["metadata"]["train"]
-    assert meta["noise_snr_db"] == [25.0, 40.0] and meta["num_epochs"] == cfg.detector_epochs
+    assert meta["noise_snr_db"] == [25.0, 40.0] and meta["speed_factors"] == [0.9, 1.0, 1.1]
+    assert meta["num_epochs"] == cfg.detector_epochs
 
 
 def test_every_method_gives_one_map_per_test_clip_and_frame(run):
