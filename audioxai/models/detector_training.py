@@ -33,6 +33,9 @@ class DetectorTrainConfig:
     Attributes:
         num_epochs: passes over the training clips.
         lr: peak AdamW learning rate of the one-cycle schedule (15% warm-up, then cosine decay).
+        encoder_lr: peak rate of the wav2vec2 encoder's parameters (same schedule); ``None``: ``lr``.
+            A pretrained XLS-R encoder is fine-tuned far more gently than the head (XLSR-Conformer-TCM
+            and its kin use rates near 1e-6), or the head's rate wipes out what it learned.
         batch_size: clips per step (training and validation).
         weight_decay: AdamW (decoupled) weight decay.
         seed: seeds torch, NumPy and Python, and the generator that shuffles the batches.
@@ -51,6 +54,7 @@ class DetectorTrainConfig:
 
     num_epochs: int = 20
     lr: float = 1e-3
+    encoder_lr: float | None = None
     batch_size: int = 32
     weight_decay: float = 1e-4
     seed: int = 0
@@ -74,6 +78,8 @@ class DetectorTrainConfig:
         if not factors or not all(isinstance(f, (int, float)) and 0.5 <= f <= 2.0 for f in factors):
             raise ConfigError(f"speed_factors={self.speed_factors!r}: give one or more speed factors between 0.5 "
                               f"and 2.0, e.g. [0.9, 1.0, 1.1] ([1.0] for no speed perturbation)")
+        if self.encoder_lr is not None and not (isinstance(self.encoder_lr, (int, float)) and self.encoder_lr > 0):
+            raise ConfigError(f"encoder_lr={self.encoder_lr!r}: use a rate > 0, or None for the head's lr")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r}: use lr > 0 and weight_decay >= 0")
 
@@ -208,9 +214,13 @@ def train_detector(model: SpoofDetector, train: tuple[torch.Tensor, torch.Tensor
     model.to(device)
     counts = torch.bincount(y_train, minlength=2).float()
     weight = (len(y_train) / (2 * counts)).to(device) if config.class_balanced else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    encoder = {id(p) for p in model.encoder.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) in encoder], "lr": config.encoder_lr or config.lr},
+              {"params": [p for p in model.parameters() if id(p) not in encoder], "lr": config.lr}]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     steps = config.num_epochs * math.ceil(len(y_train) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.15)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups], total_steps=steps,
+                                                    pct_start=0.15)
     history, kept = DetectorHistory(), {}
     for epoch in range(config.num_epochs):
         train_loss = _train_epoch(model, optimizer, scheduler, x_train, y_train, config, weight, generator, device)

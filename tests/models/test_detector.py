@@ -217,6 +217,22 @@ def test_speed_factors_are_validated_and_one_leaves_the_batch_unresampled():
     assert torch.allclose(augment_batch(x, faster, torch.Generator().manual_seed(1)), speed_perturb(x, 1.25), atol=1e-6)
 
 
+def test_the_encoder_can_learn_at_its_own_rate(tmp_path):
+    with pytest.raises(ConfigError, match="encoder_lr"):
+        DetectorTrainConfig(encoder_lr=0.0)
+    train, val = toy_split(16, 0), toy_split(8, 1)
+    model = tiny_detector(seed=5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = DetectorTrainConfig(num_epochs=1, lr=3e-3, encoder_lr=1e-12, batch_size=4, device="cpu", seed=3,
+                                 keep_best=1)
+    train_detector(model, train, val, config, tmp_path)
+    moved = {k: float((v - before[k]).abs().max()) for k, v in model.state_dict().items() if v.is_floating_point()}
+    encoder = [m for k, m in moved.items() if k.startswith("encoder.")]
+    head = [m for k, m in moved.items() if not k.startswith("encoder.")]
+    assert encoder and max(encoder) < 1e-7  # the encoder's weights stay put at a rate of 1e-12
+    assert max(head) > 1e-3  # while the head trains at 3e-3
+
+
 def test_two_epochs_separate_loud_noise_from_quiet_tones(trained):
     (model, history, _), _ = trained[0]
     assert len(history.train_loss) == len(history.val_eer) == 2

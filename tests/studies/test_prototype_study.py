@@ -121,3 +121,28 @@ def test_eer_by_type_splits_every_spoof_group_against_the_same_bona_fide_clips(r
     assert row["eer_vs_bonafide"] == pytest.approx(equal_error_rate(scores[bona + group], labels))
     assert row["mean_spoof_score"] == pytest.approx(float(scores[group].mean()))
     assert table[["eer_vs_bonafide", "mean_spoof_score", "mean_bonafide_score"]].stack().between(0, 1).all()
+
+
+def test_stage_1_fine_tunes_a_local_wav2vec2_folder_when_given_one(run, tmp_path):
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from audioxai.models.detector import load_detector
+
+    cfg, data = run[0], run[1]
+    torch.manual_seed(0)
+    Wav2Vec2Model(Wav2Vec2Config(hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                 conv_dim=(8,) * 7, num_conv_pos_embeddings=16,
+                                 num_conv_pos_embedding_groups=4)).save_pretrained(tmp_path / "w2v")
+    pretrained = study.make_config(**{**cfg.__dict__, "encoder_checkpoint": str(tmp_path / "w2v"),
+                                      "detector_epochs": 1, "detector_encoder_lr": 1e-5})
+    detector, history = study.train_detector_stage(data, pretrained, tmp_path / "ckpt")
+    # the encoder is the folder's (24 wide), not the study's small one (32), and the saved average reloads
+    assert detector.config.hidden_size == 24 and detector.config.hidden_size != cfg.hidden_size
+    meta = torch.load(tmp_path / "ckpt" / "avg_5_best.pth", weights_only=True)["metadata"]
+    assert meta["train"]["encoder_lr"] == 1e-5 and meta["encoder"]["hidden_size"] == 24
+    reloaded = load_detector(tmp_path / "ckpt" / "avg_5_best.pth")
+    x = data["test"].waveform[:2]
+    assert torch.allclose(reloaded(x), detector.cpu()(x), atol=1e-5)
+    with pytest.raises(ConfigError, match="not found"):
+        study.train_detector_stage(data, study.make_config(**{**cfg.__dict__, "encoder_checkpoint": str(tmp_path / "nope")}),
+                                   tmp_path / "ckpt2")
