@@ -15,7 +15,8 @@ already carries position). In TCM the head tokens are rebuilt inside every atten
 head's channel slice averaged over time and merged into one class token the classifier reads; here
 K learnable tokens are prepended once, carried through every layer, and read directly, so each
 layer's attention is a plain ``(K+F) x (K+F)`` matrix an explainer can multiply through. No
-RawBoost augmentation, no padding masks (a batch holds clips of one length), no SSL-specific lr.
+RawBoost augmentation and no padding masks (a batch holds clips of one length); the encoder's own
+learning rate is optional (``DetectorTrainConfig.encoder_lr``, for a pretrained XLS-R).
 
 Level: the model never standardises the waveform (XLS-R's processor would, with ``do_normalize``).
 The default encoder norm is XLS-R's (layer norm over channels in every convolution, with biases,
