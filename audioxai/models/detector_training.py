@@ -8,6 +8,7 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -49,6 +50,8 @@ class DetectorTrainConfig:
         speed_factors: speed perturbation (Ko et al., 2015), applied first when ``augment`` is on: each
             clip is resampled to play ``f`` times faster, ``f`` drawn uniformly from this tuple (pitch and
             formants move with it, as for another speaker), then cut or zero-padded back to its length.
+            Factors lie in ``SPEED_RANGE`` (0.8 to 1.25): slower clips lose their end, and below 0.8 that
+            removes the whole spoofed span of some partial spoofs, which keep their spoof label.
             ``(1.0,)`` (the default) leaves the speed alone.
     """
 
@@ -72,16 +75,32 @@ class DetectorTrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: use an integer >= 1")
         snr = tuple(self.noise_snr_db) if isinstance(self.noise_snr_db, (tuple, list)) else ()
-        if len(snr) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in snr) or snr[0] > snr[1]:
+        if len(snr) != 2 or not all(_finite(v) for v in snr) or snr[0] > snr[1]:
             raise ConfigError(f"noise_snr_db={self.noise_snr_db!r}: give two finite numbers [low, high] in dB with low <= high")
         factors = tuple(self.speed_factors) if isinstance(self.speed_factors, (tuple, list)) else ()
-        if not factors or not all(isinstance(f, (int, float)) and 0.5 <= f <= 2.0 for f in factors):
-            raise ConfigError(f"speed_factors={self.speed_factors!r}: give one or more speed factors between 0.5 "
-                              f"and 2.0, e.g. [0.9, 1.0, 1.1] ([1.0] for no speed perturbation)")
-        if self.encoder_lr is not None and not (isinstance(self.encoder_lr, (int, float)) and self.encoder_lr > 0):
-            raise ConfigError(f"encoder_lr={self.encoder_lr!r}: use a rate > 0, or None for the head's lr")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ConfigError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r}: use lr > 0 and weight_decay >= 0")
+        if not factors or not all(_finite(f) and SPEED_RANGE[0] <= f <= SPEED_RANGE[1] and _speed_exact(f)
+                                  for f in factors):
+            raise ConfigError(f"speed_factors={self.speed_factors!r}: give one or more speed factors from "
+                              f"{SPEED_RANGE[0]} to {SPEED_RANGE[1]}, each a ratio p/q with q <= 100 (two decimals are), e.g. "
+                              f"[0.9, 1.0, 1.1] ([1.0] for no speed perturbation; slower ones cut off a clip's end, "
+                              f"and with it the spoofed words of some partial spoofs)")
+        if self.encoder_lr is not None and not (_finite(self.encoder_lr) and self.encoder_lr > 0):
+            raise ConfigError(f"encoder_lr={self.encoder_lr!r}: use a finite rate > 0, or None for the head's lr")
+        if not (_finite(self.lr) and self.lr > 0 and _finite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r}: use finite lr > 0 and weight_decay >= 0")
+
+
+SPEED_RANGE = (0.8, 1.25)
+
+
+def _finite(value) -> bool:
+    """A real number (not a bool) that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _speed_exact(factor: float) -> bool:
+    """Whether ``factor`` is a ratio p/q with q <= 100 (to 1e-9), which ``speed_perturb`` resamples by."""
+    return abs(float(Fraction(factor).limit_denominator(100)) - factor) < 1e-9
 
 
 @dataclass
@@ -146,13 +165,18 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def speed_perturb(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """``x`` (..., T) played ``factor`` times faster (polyphase resampling by the ratio 100 : 100 / factor),
-    cut or zero-padded back to T samples."""
-    new = round(100 / factor)
-    if new == 100:
+    """``x`` (..., T) played ``factor`` times faster, cut or zero-padded back to T samples.
+
+    ``factor`` = p / q with q <= 100 (e.g. 1.1 = 11 / 10): polyphase resampling from p to q, so the
+    output lasts T q / p samples before the cut and every frequency is multiplied by ``factor``.
+    """
+    ratio = Fraction(float(factor)).limit_denominator(100)
+    if abs(float(ratio) - factor) > 1e-9:
+        raise ConfigError(f"speed factor {factor!r}: use a ratio p/q with q <= 100, e.g. 0.95 or 1.1")
+    if ratio == 1:
         return x
     length = x.shape[-1]
-    y = AF.resample(x, 100, new)
+    y = AF.resample(x, ratio.numerator, ratio.denominator)
     return y[..., :length] if y.shape[-1] >= length else F.pad(y, (0, length - y.shape[-1]))
 
 
