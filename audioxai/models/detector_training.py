@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 from torch import nn
 
+from audioxai.data.audio import resample_to
 from audioxai.errors import ConfigError
 from audioxai.models.checkpoints import save_checkpoint
 from audioxai.models.detector import SPOOF, SpoofDetector
@@ -78,7 +78,7 @@ class DetectorTrainConfig:
         if len(snr) != 2 or not all(_finite(v) for v in snr) or snr[0] > snr[1]:
             raise ConfigError(f"noise_snr_db={self.noise_snr_db!r}: give two finite numbers [low, high] in dB with low <= high")
         factors = tuple(self.speed_factors) if isinstance(self.speed_factors, (tuple, list)) else ()
-        if not factors or not all(_finite(f) and SPEED_RANGE[0] <= f <= SPEED_RANGE[1] and _speed_exact(f)
+        if not factors or not all(_finite(f) and SPEED_RANGE[0] <= f <= SPEED_RANGE[1] and _speed_ratio(f)
                                   for f in factors):
             raise ConfigError(f"speed_factors={self.speed_factors!r}: give one or more speed factors from "
                               f"{SPEED_RANGE[0]} to {SPEED_RANGE[1]}, each a ratio p/q with q <= 100 (two decimals are), e.g. "
@@ -98,9 +98,11 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _speed_exact(factor: float) -> bool:
-    """Whether ``factor`` is a ratio p/q with q <= 100 (to 1e-9), which ``speed_perturb`` resamples by."""
-    return abs(float(Fraction(factor).limit_denominator(100)) - factor) < 1e-9
+def _speed_ratio(factor: float) -> Fraction | None:
+    """``factor`` as the ratio p/q (q <= 100) that ``speed_perturb`` resamples by, or None when no such
+    ratio equals it to 1e-9."""
+    ratio = Fraction(float(factor)).limit_denominator(100)
+    return ratio if abs(float(ratio) - factor) < 1e-9 else None
 
 
 @dataclass
@@ -170,13 +172,11 @@ def speed_perturb(x: torch.Tensor, factor: float) -> torch.Tensor:
     ``factor`` = p / q with q <= 100 (e.g. 1.1 = 11 / 10): polyphase resampling from p to q, so the
     output lasts T q / p samples before the cut and every frequency is multiplied by ``factor``.
     """
-    ratio = Fraction(float(factor)).limit_denominator(100)
-    if abs(float(ratio) - factor) > 1e-9:
+    ratio = _speed_ratio(factor)
+    if ratio is None:
         raise ConfigError(f"speed factor {factor!r}: use a ratio p/q with q <= 100, e.g. 0.95 or 1.1")
-    if ratio == 1:
-        return x
     length = x.shape[-1]
-    y = AF.resample(x, ratio.numerator, ratio.denominator)
+    y = resample_to(x, ratio.numerator, ratio.denominator)  # a no-op at 1
     return y[..., :length] if y.shape[-1] >= length else F.pad(y, (0, length - y.shape[-1]))
 
 
