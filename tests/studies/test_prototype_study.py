@@ -6,6 +6,7 @@ import torch
 from audioxai.errors import ConfigError
 from audioxai.explain.prototypes import detector_embeddings, stage2_layers, stage2_loss
 from audioxai.metrics.detection import equal_error_rate
+from audioxai.models.checkpoints import load_checkpoint
 from audioxai.studies import prototype_xai as study
 
 
@@ -38,7 +39,7 @@ def test_the_detector_is_saved_as_the_average_of_its_best_epochs_and_stays_froze
     assert all(torch.equal(before[k], v) for k, v in detector.state_dict().items())
     assert 0.0 <= study.utterance_eer(detector, data["test"]) <= 1.0
     # the study's training knobs reach stage 1 (the checkpoint records its training config)
-    meta = torch.load(ckpt / "avg_5_best.pth", weights_only=True)["metadata"]["train"]
+    meta = load_checkpoint(ckpt / "avg_5_best.pth")[1]["train"]
     assert meta["noise_snr_db"] == [25.0, 40.0] and meta["speed_factors"] == [0.9, 1.0, 1.1]
     assert meta["num_epochs"] == cfg.detector_epochs
 
@@ -138,7 +139,7 @@ def test_stage_1_fine_tunes_a_local_wav2vec2_folder_when_given_one(run, tmp_path
     detector, history = study.train_detector_stage(data, pretrained, tmp_path / "ckpt")
     # the encoder is the folder's (24 wide), not the study's small one (32), and the saved average reloads
     assert detector.config.hidden_size == 24 and detector.config.hidden_size != cfg.hidden_size
-    meta = torch.load(tmp_path / "ckpt" / "avg_5_best.pth", weights_only=True)["metadata"]
+    meta = load_checkpoint(tmp_path / "ckpt" / "avg_5_best.pth")[1]
     assert meta["train"]["encoder_lr"] == 1e-5 and meta["encoder"]["hidden_size"] == 24
     reloaded = load_detector(tmp_path / "ckpt" / "avg_5_best.pth")
     x = data["test"].waveform[:2]
