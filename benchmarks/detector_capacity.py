@@ -11,8 +11,10 @@ last line is one JSON object with every size's figures.
 
 Run (a GPU is the point; on the CPU one size takes about an hour):
 ``.venv/bin/python benchmarks/detector_capacity.py [--device auto] [--epochs 40]
-[--sizes 128x64x2 256x128x2 256x256x4] [--voices 60] [--utterances 40] [--lr 1e-3] [--snr 20 50]``,
-where a size is HIDDENxCONVxCONFORMER (transformer width, conv channels, Conformer blocks) and ``--snr``
+[--sizes 128x64x2 256x128x2 256x256x4 128x64x2k634] [--centre] [--voices 60] [--utterances 40] [--lr 1e-3] [--snr 20 50]``,
+where a size is HIDDENxCONVxCONFORMER[kKERNEL] (transformer width, conv channels, Conformer blocks, the
+first convolution's length in samples, 10 when left out; 634 gives a 64 ms field), ``--centre`` centres each
+frame's field on its 20 ms label frame (``centre_frames``) and ``--snr``
 is the range of the training noise's SNR in dB (``detector_noise_snr_db``). Several runs can share one
 GPU as separate processes; build the corpus first (``--build-only``) so they do not all build it.
 """
@@ -32,14 +34,17 @@ from audioxai.errors import ConfigError
 from audioxai.studies import prototype_xai as study
 
 
-def parse_size(text: str) -> tuple[int, int, int]:
+def parse_size(text: str) -> tuple[int, int, int, int]:
+    """``HIDDENxCONVxCONFORMER[kKERNEL]`` as (hidden, conv, blocks, first conv kernel; 10 when not given)."""
+    size, _, kernel = text.lower().partition("k")
     try:
-        hidden, conv, blocks = (int(v) for v in text.lower().split("x"))
+        hidden, conv, blocks = (int(v) for v in size.split("x"))
+        first = int(kernel) if kernel else 10
     except ValueError:
-        raise ConfigError(f"size {text!r}: write HIDDENxCONVxCONFORMER, e.g. 256x128x2") from None
-    if min(hidden, conv, blocks) < 1:
-        raise ConfigError(f"size {text!r}: every part must be a positive integer")
-    return hidden, conv, blocks
+        raise ConfigError(f"size {text!r}: write HIDDENxCONVxCONFORMER[kKERNEL], e.g. 256x128x2 or 128x64x2k634") from None
+    if min(hidden, conv, blocks) < 1 or first < 5:
+        raise ConfigError(f"size {text!r}: every part must be a positive integer, the kernel at least 5")
+    return hidden, conv, blocks, first
 
 
 def main() -> None:
@@ -54,6 +59,8 @@ def main() -> None:
     parser.add_argument("--snr", type=float, nargs=2, default=[20.0, 50.0], metavar=("LOW", "HIGH"))
     parser.add_argument("--speed", type=float, nargs="+", default=[1.0],
                         help="speed-perturbation factors of the training clips (detector_speed_factors)")
+    parser.add_argument("--centre", action="store_true",
+                        help="centre each frame's receptive field on its 20 ms label frame (centre_frames)")
     parser.add_argument("--build-only", action="store_true", help="build (or find) the corpus, then stop")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep each size's avg_5_best.pth in KEEP/<size>_e<epochs>_snr<low>-<high>/ "
@@ -63,7 +70,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(message)s")
     base = study.make_config(num_voices=args.voices, utterances_per_voice=args.utterances, seed=args.seed,
                              device=args.device, detector_epochs=args.epochs, detector_lr=args.lr,
-                             detector_noise_snr_db=list(args.snr), detector_speed_factors=list(args.speed))
+                             detector_noise_snr_db=list(args.snr), detector_speed_factors=list(args.speed),
+                             centre_frames=args.centre)
     start = time.perf_counter()
     data = study.load_study_data(base)
     print(f"corpus ready in {time.perf_counter() - start:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()),
@@ -71,14 +79,16 @@ def main() -> None:
     if args.build_only:
         return
     results = []
-    for hidden, conv, blocks in sizes:
-        cfg = replace(base, hidden_size=hidden, conv_channels=conv, conformer_layers=blocks)
-        print(f"== size hidden {hidden}, conv {conv}, conformer {blocks}, {args.epochs} epochs, lr {args.lr}, "
+    for hidden, conv, blocks, first in sizes:
+        cfg = replace(base, hidden_size=hidden, conv_channels=conv, conformer_layers=blocks, first_conv_kernel=first)
+        print(f"== size hidden {hidden}, conv {conv}, conformer {blocks}, first kernel {first}, "
+              f"centred {args.centre}, {args.epochs} epochs, lr {args.lr}, "
               f"noise SNR {args.snr[0]:g}-{args.snr[1]:g} dB, speed {args.speed}", flush=True)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
             speed = "" if args.speed == [1.0] else "_speed" + "-".join(f"{f:g}" for f in args.speed)
-            folder = (args.keep / f"{hidden}x{conv}x{blocks}_e{args.epochs}_snr{args.snr[0]:g}-{args.snr[1]:g}{speed}"
+            shape = f"{hidden}x{conv}x{blocks}" + (f"k{first}" if first != 10 else "") + ("c" if args.centre else "")
+            folder = (args.keep / f"{shape}_e{args.epochs}_snr{args.snr[0]:g}-{args.snr[1]:g}{speed}"
                       if args.keep else Path(scratch))
             detector, history = study.train_detector_stage(data, cfg, folder)
         seconds = time.perf_counter() - start
@@ -87,7 +97,8 @@ def main() -> None:
         by_type = {split: {f"{k}/{t}": round(float(v), 4) for k, t, v in zip(part["kind"], part["spoof_type"],
                                                                              part["eer_vs_bonafide"])}
                    for split, part in table.groupby("split")}
-        row = {"hidden": hidden, "conv": conv, "conformer": blocks, "epochs": args.epochs, "lr": args.lr,
+        row = {"hidden": hidden, "conv": conv, "conformer": blocks, "first_conv_kernel": first,
+               "centre_frames": args.centre, "epochs": args.epochs, "lr": args.lr,
                "snr_db": list(args.snr), "speed_factors": list(args.speed),
                "parameters": sum(p.numel() for p in detector.parameters()),
                "seconds_per_epoch": round(seconds / args.epochs, 2),

@@ -12,9 +12,11 @@ Gradients, between utterances, which carries information); a caller comparing me
   the logits depend on. Written by hand: Captum's ``LayerGradCam`` expects a layer whose output is
   (B, C, time), while torchaudio's Conformer layers run time-major with the head tokens in front.
 - ``integrated_gradients``: Captum's Integrated Gradients (Sundararajan et al., 2017) on the waveform
-  from a silent (zeros) baseline; |attribution| summed over each frame's receptive-field window,
-  frame k = samples [320k, 320k + 400). Windows overlap by 80 samples, so those samples count twice:
-  the map is what each frame's encoder input holds, not a partition of the total.
+  from a silent (zeros) baseline; |attribution| summed over each frame's receptive-field window
+  (``SpoofDetector.frame_windows``; by default frame k = samples [320k, 320k + 400), with
+  ``centre_frames`` the field centred on [320k, 320k + 320)). Windows overlap (by 80 samples at the
+  default field), so those samples count more than once: the map is what each frame's encoder input
+  holds, not a partition of the total.
 - ``attention_rollout``: Abnar & Zuidema (2020). Per layer: heads averaged, identity added, rows
   renormalised; multiplied through the wav2vec2 layers (frames only; head tokens attend to
   themselves there) and then the Conformer layers (K head tokens + F frames). The map is the head
@@ -76,7 +78,7 @@ def gradcam_frames(detector: SpoofDetector, waveform: torch.Tensor, target: int 
 
 def integrated_gradients_frames(detector: SpoofDetector, waveform: torch.Tensor, target: int | torch.Tensor = 1,
                                 n_steps: int = 50, internal_batch_size: int | None = None) -> torch.Tensor:
-    """|Integrated Gradients| from silence, summed over each frame's 400-sample window, (B, F).
+    """|Integrated Gradients| from silence, summed over each frame's receptive field, (B, F).
 
     ``internal_batch_size``: path rows per forward pass; by default as many as keep the inputs
     under ``ig_internal_batch_size``'s memory bound. The result does not depend on it beyond rounding.
@@ -86,7 +88,7 @@ def integrated_gradients_frames(detector: SpoofDetector, waveform: torch.Tensor,
         attr = IntegratedGradients(detector).attribute(
             x.requires_grad_(True), baselines=torch.zeros_like(x), target=target, n_steps=n_steps,
             internal_batch_size=internal_batch_size or ig_internal_batch_size(x, n_steps))
-    frames = attr.detach().abs().unfold(1, detector.receptive_field, detector.hop_length).sum(dim=-1)
+    frames = detector.frame_windows(attr.detach().abs())
     return frames.to(waveform.device)
 
 

@@ -18,6 +18,15 @@ layer's attention is a plain ``(K+F) x (K+F)`` matrix an explainer can multiply 
 RawBoost augmentation and no padding masks (a batch holds clips of one length); the encoder's own
 learning rate is optional (``DetectorTrainConfig.encoder_lr``, for a pretrained XLS-R).
 
+Frames and window: the feature encoder's field of 400 samples (25 ms) gives a frequency resolution of
+about 80 Hz, too coarse to see harmonics of a 100 to 200 Hz voice smeared within mel bands (the
+chapter's mel-vocoder spoofs: a linear probe on log spectra of 25 ms windows tells those frames from
+bona fide speech on held-out voices with AUC 0.77, on 64 ms windows with 0.87,
+``benchmarks/spoof_window_probe.py``). ``DetectorConfig.first_conv_kernel`` lengthens the first
+convolution, a learnable filterbank, without changing the 20 ms hop; ``centre_frames`` pads the
+waveform so every frame is centred on its 20 ms label frame whatever the field
+(``SpoofDetector.frame_centres``, ``frame_windows``).
+
 Level: the model never standardises the waveform (XLS-R's processor would, with ``do_normalize``).
 The default encoder norm is XLS-R's (layer norm over channels in every convolution, with biases,
 pre-norm transformer), so halving the input changes the output. wav2vec2 Base's ``"group"`` norm
@@ -56,7 +65,8 @@ SPOOF = 1  # logit index of the spoof class; 0 is bona fide
 CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)  # wav2vec2's feature encoder: 400-sample receptive field,
 CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)   # 320-sample hop (20 ms at 16 kHz)
 EMBEDDING_LAYERS = ("features", "context")  # wav2vec2's z (local) and c (contextual) representations
-ENCODER_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "conv_channels", "feat_extract_norm")
+ENCODER_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "conv_channels", "feat_extract_norm",
+                  "first_conv_kernel")
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,15 @@ class DetectorConfig:
         feat_extract_norm: ``"layer"`` (XLS-R: layer norm in every convolution, conv biases, pre-norm
             transformer; keeps the input level visible) or ``"group"`` (wav2vec2 Base: group norm in the
             first convolution only, post-norm transformer; nearly gain-invariant, see the module note).
+        first_conv_kernel: length in samples of the first convolution (wav2vec2 and XLS-R: 10, which
+            gives the feature encoder a 400-sample, 25 ms receptive field; the field is
+            ``390 + first_conv_kernel`` samples, so 634 gives 1024, 64 ms). A longer first filter
+            resolves the harmonics of low voices, which a 25 ms window smears (see the module note).
+        centre_frames: pad the waveform with zeros before the encoder, ``(field - hop) // 2`` samples in
+            front and the rest behind, so that frame k's receptive field is centred on samples
+            ``[hop k, hop (k + 1))`` (20 ms label frame k) whatever the field, and a clip of
+            ``N * hop`` samples gives exactly N frames. Off (wav2vec2's own framing): frame k starts at
+            sample ``hop k``, so its centre lies ``(field - hop) / 2`` samples after the label frame's.
         conformer_dim: width of the Conformer (TCM: 128 or 144); the encoder frames are projected to it.
         num_head_tokens: learnable tokens prepended to the frames, one per Conformer head.
         conformer_layers: Conformer blocks.
@@ -88,6 +107,8 @@ class DetectorConfig:
     intermediate_size: int = 256
     conv_channels: int = 64
     feat_extract_norm: str = "layer"
+    first_conv_kernel: int = CONV_KERNELS[0]
+    centre_frames: bool = False
     conformer_dim: int = 128
     num_head_tokens: int = 4
     conformer_layers: int = 2
@@ -104,6 +125,12 @@ class DetectorConfig:
                      "num_head_tokens", "conformer_layers", "conformer_heads", "conformer_ffn_dim", "sample_rate"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: use an integer >= 1")
+        if isinstance(self.first_conv_kernel, bool) or not isinstance(self.first_conv_kernel, int) \
+                or self.first_conv_kernel < CONV_STRIDES[0]:
+            raise ConfigError(f"first_conv_kernel={self.first_conv_kernel!r}: use an integer >= {CONV_STRIDES[0]} "
+                              f"(the first convolution's stride; a shorter filter would skip samples)")
+        if not isinstance(self.centre_frames, bool):
+            raise ConfigError(f"centre_frames={self.centre_frames!r}: use true or false")
         if self.hidden_size % self.num_heads or self.hidden_size % 4:
             raise ConfigError(f"hidden_size={self.hidden_size} must divide by num_heads={self.num_heads} and by 4 "
                               f"(the positional convolution's groups)")
@@ -120,7 +147,8 @@ class DetectorConfig:
         d = self.dropout
         return Wav2Vec2Config(
             hidden_size=self.hidden_size, num_hidden_layers=self.num_layers, num_attention_heads=self.num_heads,
-            intermediate_size=self.intermediate_size, conv_dim=(self.conv_channels,) * 7, conv_kernel=CONV_KERNELS,
+            intermediate_size=self.intermediate_size, conv_dim=(self.conv_channels,) * 7,
+            conv_kernel=(self.first_conv_kernel,) + CONV_KERNELS[1:],
             conv_stride=CONV_STRIDES, feat_extract_norm=self.feat_extract_norm, conv_bias=layer,
             do_stable_layer_norm=layer, num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
             hidden_dropout=d, attention_dropout=d, activation_dropout=d, feat_proj_dropout=d, layerdrop=0.0,
@@ -169,13 +197,15 @@ class SpoofDetector(nn.Module):
         for kernel, stride in zip(self.encoder.config.conv_kernel, self.encoder.config.conv_stride):
             self.receptive_field += (kernel - 1) * self.hop_length
             self.hop_length *= stride
+        extra = max(self.receptive_field - self.hop_length, 0) if config.centre_frames else 0
+        self.frame_padding = (extra // 2, extra - extra // 2)  # zeros before and after the waveform
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], **config) -> SpoofDetector:
         """A local wav2vec2/XLS-R folder (``config.json`` + weights) under a new Conformer head; never downloads.
 
-        ``config``: ``DetectorConfig`` fields of the head (Conformer, dropout, sample rate); the encoder
-        fields come from the checkpoint. Masking and layer drop are turned off in the loaded encoder.
+        ``config``: ``DetectorConfig`` fields of the head (Conformer, dropout, sample rate,
+        ``centre_frames``); the encoder fields come from the checkpoint. Masking and layer drop are turned off in the loaded encoder.
         """
         path = Path(path)
         if not path.is_dir():
@@ -203,17 +233,39 @@ class SpoofDetector(nn.Module):
         enc = encoder.config
         head = replace(head, hidden_size=enc.hidden_size, num_layers=enc.num_hidden_layers,
                        num_heads=enc.num_attention_heads, intermediate_size=enc.intermediate_size,
-                       conv_channels=int(enc.conv_dim[-1]), feat_extract_norm=enc.feat_extract_norm)
+                       conv_channels=int(enc.conv_dim[-1]), feat_extract_norm=enc.feat_extract_norm,
+                       first_conv_kernel=int(enc.conv_kernel[0]))
         return cls(head, encoder)
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest waveform that gives one frame: the receptive field, less the centring padding."""
+        return max(self.receptive_field - sum(self.frame_padding), 1)
+
     def frame_count(self, num_samples: int) -> int:
-        """Frames the feature encoder gives for ``num_samples`` samples (0 below one receptive field)."""
-        length = int(num_samples)
+        """Frames the feature encoder gives for ``num_samples`` samples (0 below ``min_samples``)."""
+        length = int(num_samples) + sum(self.frame_padding)
         for kernel, stride in zip(self.encoder.config.conv_kernel, self.encoder.config.conv_stride):
             length = (length - kernel) // stride + 1
             if length < 1:
                 return 0
         return length
+
+    def frame_centres(self, num_samples: int) -> torch.Tensor:
+        """Where each frame's receptive field is centred, in samples of the unpadded waveform (float64, (F,))."""
+        k = torch.arange(self.frame_count(num_samples), dtype=torch.float64)
+        return k * self.hop_length - self.frame_padding[0] + (self.receptive_field - 1) / 2
+
+    def frame_windows(self, values: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` per-sample values summed over each frame's receptive field, ``(B, F)`` (the padding adds 0)."""
+        return F.pad(values, self.frame_padding).unfold(1, self.receptive_field, self.hop_length).sum(dim=-1)
+
+    def _encode(self, waveform: torch.Tensor, **kwargs):
+        """The encoder's outputs on the checked, padded (``centre_frames``) waveform."""
+        x = self.check_waveform(waveform)
+        if any(self.frame_padding):
+            x = F.pad(x, self.frame_padding)
+        return self.encoder(x, **kwargs)
 
     def check_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
         """``waveform`` if it is a finite float ``(B, T)`` tensor of at least one frame, else a ConfigError."""
@@ -223,7 +275,7 @@ class SpoofDetector(nn.Module):
         if waveform.ndim != 2:
             raise ConfigError(f"the spoof detector takes mono waveforms (batch, samples), got shape "
                               f"{tuple(waveform.shape)}: use waveform[None] for one clip, average stereo channels")
-        rf, sr = self.receptive_field, self.config.sample_rate
+        rf, sr = self.min_samples, self.config.sample_rate
         if waveform.shape[1] < rf:
             raise ConfigError(f"the spoof detector needs at least {rf} samples ({1000 * rf / sr:g} ms at "
                               f"{sr / 1000:g} kHz), one frame of its feature encoder; got {waveform.shape[1]}: "
@@ -234,18 +286,19 @@ class SpoofDetector(nn.Module):
 
     def embeddings(self, waveform: torch.Tensor) -> torch.Tensor:
         """The encoder's last hidden state ``(B, F, hidden_size)``: one embedding per 20 ms frame."""
-        return self.encoder(self.check_waveform(waveform)).last_hidden_state
+        return self._encode(waveform).last_hidden_state
 
     def layer_embeddings(self, waveform: torch.Tensor, layers: tuple[str, ...] = EMBEDDING_LAYERS) -> dict[str, torch.Tensor]:
         """The encoder's frame representations named in ``layers``, each ``(B, F, layer_dim(name))``.
 
         ``features``: the convolutional feature encoder's output after its layer norm (wav2vec2's local
-        representation z: 400 samples, 25 ms, per frame, nothing from the rest of the clip);
+        representation z: one receptive field per frame, 400 samples (25 ms) by default, nothing from
+        the rest of the clip);
         ``context``: the last transformer layer (wav2vec2's contextual representation c, what
         ``embeddings`` returns: every frame has seen the whole clip).
         """
         _check_layers(layers)
-        out = self.encoder(self.check_waveform(waveform))
+        out = self._encode(waveform)
         found = {"features": out.extract_features, "context": out.last_hidden_state}
         return {name: found[name] for name in layers}
 
@@ -270,7 +323,7 @@ class SpoofDetector(nn.Module):
             ``conformer_attentions``, one (B, H, K+F, K+F) per Conformer layer, the K head tokens first;
             both are the softmax weights before attention dropout (take them in eval mode).
         """
-        out = self.encoder(self.check_waveform(waveform), output_attentions=output_attentions)
+        out = self._encode(waveform, output_attentions=output_attentions)
         k = self.config.num_head_tokens
         frames = self.projection(out.last_hidden_state)
         x = torch.cat([self.head_tokens.expand(frames.shape[0], -1, -1), frames], dim=1).transpose(0, 1)

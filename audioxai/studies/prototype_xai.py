@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from audioxai.config import load_config
-from audioxai.data.spoofs import SpoofSet, load_spoof_corpus, spoof_corpus
+from audioxai.data.spoofs import FRAME_SECONDS, SpoofSet, load_spoof_corpus, spoof_corpus
 from audioxai.explain.frame_attributions import frame_attributions
 from audioxai.explain.prototypes import (PROTOTYPE_MODES, PrototypeExplainer, Stage2History, detector_embeddings,
                                          load_stage2_config, nondegenerate_share, stage2_layers, train_stage2)
@@ -54,6 +54,11 @@ class PrototypeStudyConfig:
             first convolution; trains from scratch in a few epochs) or ``layer`` (XLS-R; in our runs it
             had not left chance after 4 epochs on 1,700 clips). Group norm makes the detector nearly
             blind to a global gain, which matters for Integrated Gradients from silence (see the chapter).
+        first_conv_kernel: the first convolution's length in samples (wav2vec2: 10, a 25 ms receptive
+            field; 634: 64 ms, which resolves the harmonics the mel vocoder smears). Ignored with
+            ``encoder_checkpoint``.
+        centre_frames: centre each frame's receptive field on its 20 ms label frame by padding the
+            waveform (``DetectorConfig.centre_frames``).
         encoder_checkpoint: a local wav2vec2/XLS-R folder (``config.json`` and weights, e.g. XLS-R 300M);
             when set, stage 1 fine-tunes it under the Conformer head (``SpoofDetector.from_pretrained``)
             instead of training the small encoder from scratch, and ``hidden_size``, ``num_layers``,
@@ -79,6 +84,8 @@ class PrototypeStudyConfig:
     num_layers: int = 2
     conv_channels: int = 64
     encoder_norm: str = "group"
+    first_conv_kernel: int = 10
+    centre_frames: bool = False
     conformer_layers: int = 2
     encoder_checkpoint: str | None = None
     detector_epochs: int = 20
@@ -113,10 +120,11 @@ def train_detector_stage(data: dict[str, SpoofSet], cfg: PrototypeStudyConfig,
     seed_everything(cfg.seed)
     if cfg.encoder_checkpoint:
         model = SpoofDetector.from_pretrained(Path(cfg.encoder_checkpoint).expanduser(),
-                                              conformer_layers=cfg.conformer_layers)
+                                              conformer_layers=cfg.conformer_layers, centre_frames=cfg.centre_frames)
     else:
         model = SpoofDetector(DetectorConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                                              conv_channels=cfg.conv_channels, feat_extract_norm=cfg.encoder_norm,
+                                             first_conv_kernel=cfg.first_conv_kernel, centre_frames=cfg.centre_frames,
                                              conformer_layers=cfg.conformer_layers))
     history = train_detector(model, (data["train"].waveform, data["train"].labels),
                              (data["val"].waveform, data["val"].labels),
@@ -141,10 +149,14 @@ def detector_scores(detector: SpoofDetector, data: SpoofSet, batch_size: int = 3
 
 
 def frame_truth(detector: SpoofDetector, data: SpoofSet) -> dict[str, torch.Tensor]:
-    """The 20 ms ground truth cut to the detector's frames (encoder frame k is centred in label frame k)."""
-    frames = detector.frame_count(data.waveform.shape[-1])
-    return {"labels": data.frame_labels[:, :frames], "speech": data.speech_frames[:, :frames],
-            "transition": data.transition_frames[:, :frames]}
+    """The 20 ms ground truth at the detector's frames: each encoder frame takes the label frame its
+    receptive field is centred in (``SpoofDetector.frame_centres``; frame k for the default field and
+    for ``centre_frames``)."""
+    centres = detector.frame_centres(data.waveform.shape[-1])
+    label_frames = data.frame_labels.shape[1]
+    index = (centres / (FRAME_SECONDS * data.sample_rate)).floor().long().clamp(0, label_frames - 1)
+    return {"labels": data.frame_labels[:, index], "speech": data.speech_frames[:, index],
+            "transition": data.transition_frames[:, index]}
 
 
 def frozen_embeddings(detector: SpoofDetector, data: dict[str, SpoofSet],

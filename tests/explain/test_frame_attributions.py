@@ -71,6 +71,21 @@ def test_integrated_gradients_sums_each_frames_400_sample_window(detector, wavef
     assert torch.allclose(maps, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_integrated_gradients_of_a_centred_long_field_detector_sum_each_frames_centred_field(waveform):
+    torch.manual_seed(0)
+    detector = SpoofDetector(DetectorConfig(**{**TINY.__dict__, "first_conv_kernel": 634, "centre_frames": True})).eval()
+    maps = integrated_gradients_frames(detector, waveform, n_steps=8, internal_batch_size=5)
+    assert maps.shape == (2, 25)  # 8000 samples, 25 label frames of 320
+    x = waveform.clone().requires_grad_(True)
+    attr = IntegratedGradients(detector).attribute(x, baselines=torch.zeros_like(x), target=1, n_steps=8).abs()
+    expected = torch.stack([attr[:, max(320 * k + 160 - 512, 0): 320 * k + 160 + 512].sum(dim=1) for k in range(25)],
+                           dim=1)  # frame k: 1024 samples centred on label frame k's centre, cut at the clip's ends
+    assert torch.allclose(maps, expected, rtol=1e-4, atol=1e-6)
+    for method in FRAME_METHODS:
+        kwargs = {"n_steps": 4} if method == "integrated_gradients" else {}
+        assert frame_attributions(detector, waveform, method, **kwargs).shape == (2, 25), method
+
+
 def test_rollout_rows_sum_to_one(detector, waveform):
     details = detector.forward_details(waveform, output_attentions=True)
     rollout = attention_rollout(details["encoder_attentions"], details["conformer_attentions"], 2)

@@ -67,6 +67,49 @@ def test_layer_embeddings_are_the_encoders_local_and_contextual_representations(
         detector.layer_dim("layer3")
 
 
+@pytest.mark.parametrize("first_kernel", [10, 634])
+@torch.no_grad()
+def test_centred_frames_sit_on_the_label_frames_and_see_only_their_field(first_kernel):
+    detector = tiny_detector(first_conv_kernel=first_kernel, centre_frames=True)
+    field = 390 + first_kernel
+    assert detector.receptive_field == field and sum(detector.frame_padding) == field - 320
+    assert detector.min_samples == 320 and detector.frame_count(319) == 0
+    for n in (1, 7, 50):
+        assert detector.frame_count(320 * n) == n
+        centres = detector.frame_centres(320 * n)
+        assert (centres - (320 * torch.arange(n) + 159.5)).abs().max() <= 0.5  # label frame k's centre
+    x = torch.randn(1, 16000, generator=torch.Generator().manual_seed(3)) * 0.1
+    local = detector.layer_embeddings(x, ("features",))["features"]
+    assert local.shape[1] == 50
+    # frame 25's field is samples [8000 + 160 - field/2, 8000 + 160 + field/2): outside it nothing counts
+    start = 8000 - detector.frame_padding[0]
+    y = x.clone()
+    y[:, :start - 1] = 0.0
+    y[:, start + field + 1:] = 0.0
+    changed = detector.layer_embeddings(y, ("features",))["features"]
+    assert torch.allclose(changed[:, 25], local[:, 25], atol=1e-5)
+    z = x.clone()
+    z[:, start:start + 20] = 0.0  # the first samples of its field do count
+    assert (detector.layer_embeddings(z, ("features",))["features"][:, 25] - local[:, 25]).abs().max() > 1e-4
+    ones = detector.frame_windows(torch.ones(1, 16000))
+    assert ones.shape == (1, 50) and ones[0, 10:40].eq(field).all() and ones[0, 0] == field - detector.frame_padding[0]
+
+
+def test_the_first_convolution_can_be_longer_and_uncentred_frames_start_at_the_hop():
+    detector = tiny_detector(first_conv_kernel=634)
+    assert detector.encoder.feature_extractor.conv_layers[0].conv.kernel_size == (634,)
+    assert detector.receptive_field == 1024 and detector.frame_padding == (0, 0)
+    assert detector.frame_count(16000) == (16000 - 1024) // 320 + 1 and detector.frame_count(1023) == 0
+    assert detector.frame_centres(16000)[:2].tolist() == [511.5, 831.5]
+    with pytest.raises(ConfigError, match=r"needs at least 1024 samples \(64 ms"):
+        detector(torch.randn(1, 1000))
+    for bad in (4, 10.0, True):
+        with pytest.raises(ConfigError, match="first_conv_kernel"):
+            DetectorConfig(first_conv_kernel=bad)
+    with pytest.raises(ConfigError, match="centre_frames"):
+        DetectorConfig(centre_frames="yes")
+
+
 def test_bad_waveforms_are_refused_with_the_fix(detector):
     with pytest.raises(ConfigError, match=r"needs at least 400 samples \(25 ms at 16 kHz\)"):
         detector(torch.randn(1, 399))
@@ -130,6 +173,14 @@ def test_from_pretrained_reads_a_local_wav2vec2_folder_and_refuses_others(tmp_pa
         SpoofDetector.from_pretrained(tmp_path / "hubert")
     with pytest.raises(ConfigError, match="comes from the checkpoint"):
         SpoofDetector.from_pretrained(tmp_path / "w2v", hidden_size=64)
+    with pytest.raises(ConfigError, match="comes from the checkpoint"):
+        SpoofDetector.from_pretrained(tmp_path / "w2v", first_conv_kernel=634)
+    long = Wav2Vec2Model(DetectorConfig(**{**TINY.__dict__, "first_conv_kernel": 634}).wav2vec2_config())
+    long.save_pretrained(tmp_path / "long")
+    centred = SpoofDetector.from_pretrained(tmp_path / "long", centre_frames=True, conformer_dim=16, num_head_tokens=2,
+                                            conformer_heads=2, conformer_ffn_dim=32, depthwise_kernel_size=5)
+    assert centred.config.first_conv_kernel == 634 and centred.receptive_field == 1024
+    assert centred.frame_count(3200) == 10 and centred.embeddings(torch.randn(1, 3200) * 0.1).shape == (1, 10, 32)
 
 
 def test_epochs_rank_by_val_eer_then_val_loss_and_nan_last():
@@ -279,6 +330,23 @@ def test_checkpoints_of_other_architectures_are_refused(tmp_path, trained):
     with pytest.raises(ConfigError, match="records no architecture"):
         load_detector(tmp_path / "bare.pt")
     assert isinstance(load_detector(tmp_path / "bare.pt", TINY), SpoofDetector)
+
+
+def test_a_centred_long_field_detector_loads_back_as_itself_and_older_records_mean_the_defaults(tmp_path):
+    model = tiny_detector(first_conv_kernel=634, centre_frames=True)
+    save_checkpoint(tmp_path / "long.pth", model, model.describe())
+    loaded = load_detector(tmp_path / "long.pth")
+    assert loaded.config == model.config and loaded.frame_padding == model.frame_padding == (352, 352)
+    x = torch.randn(2, 4800) * 0.1
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-6)
+    plain = tiny_detector()
+    meta = plain.describe()
+    for key in ("first_conv_kernel", "centre_frames"):  # checkpoints written before these fields existed
+        del meta["detector"][key]
+    save_checkpoint(tmp_path / "old.pth", plain, meta)
+    old = load_detector(tmp_path / "old.pth")
+    assert old.config == plain.config and old.receptive_field == 400 and old.frame_padding == (0, 0)
 
 
 def test_freeze_turns_off_gradients_and_training():

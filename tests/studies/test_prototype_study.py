@@ -7,6 +7,7 @@ from audioxai.errors import ConfigError
 from audioxai.explain.prototypes import detector_embeddings, stage2_layers, stage2_loss
 from audioxai.metrics.detection import equal_error_rate
 from audioxai.models.checkpoints import load_checkpoint
+from audioxai.models.detector import DetectorConfig, SpoofDetector
 from audioxai.studies import prototype_xai as study
 
 
@@ -147,3 +148,21 @@ def test_stage_1_fine_tunes_a_local_wav2vec2_folder_when_given_one(run, tmp_path
     with pytest.raises(ConfigError, match="not found"):
         study.train_detector_stage(data, study.make_config(**{**cfg.__dict__, "encoder_checkpoint": str(tmp_path / "nope")}),
                                    tmp_path / "ckpt2")
+
+
+def test_frame_truth_takes_the_label_frame_each_detector_frame_is_centred_in(run):
+    _, data, _, detector, *_ = run
+    test = data["test"]
+    n = test.frame_labels.shape[1]
+    assert test.waveform.shape[-1] == 320 * n
+    truth = study.frame_truth(detector, test)  # wav2vec2's framing: field [320k, 320k + 400), centre in frame k
+    assert torch.equal(truth["labels"], test.frame_labels[:, :n - 1])
+    base = detector.config.__dict__
+    centred = SpoofDetector(DetectorConfig(**{**base, "first_conv_kernel": 634, "centre_frames": True}))
+    truth = study.frame_truth(centred, test)
+    assert all(torch.equal(truth[k], getattr(test, name)) for k, name in
+               (("labels", "frame_labels"), ("speech", "speech_frames"), ("transition", "transition_frames")))
+    late = SpoofDetector(DetectorConfig(**{**base, "first_conv_kernel": 634}))  # field [320k, 320k + 1024)
+    truth = study.frame_truth(late, test)
+    assert truth["labels"].shape == (len(test), late.frame_count(320 * n))
+    assert torch.equal(truth["labels"], test.frame_labels[:, 1:1 + truth["labels"].shape[1]])
