@@ -11,10 +11,11 @@ last line is one JSON object with every size's figures.
 
 Run (a GPU is the point; on the CPU one size takes about an hour):
 ``.venv/bin/python benchmarks/detector_capacity.py [--device auto] [--epochs 40]
-[--sizes 128x64x2 256x128x2 256x256x4 128x64x2k634] [--centre] [--voices 60] [--utterances 40] [--lr 1e-3] [--snr 20 50]``,
+[--sizes 128x64x2 256x128x2 256x256x4 128x64x2k634] [--centre] [--gabor] [--voices 60] [--utterances 40] [--lr 1e-3] [--snr 20 50]``,
 where a size is HIDDENxCONVxCONFORMER[kKERNEL] (transformer width, conv channels, Conformer blocks, the
 first convolution's length in samples, 10 when left out; 634 gives a 64 ms field), ``--centre`` centres each
-frame's field on its 20 ms label frame (``centre_frames``) and ``--snr``
+frame's field on its 20 ms label frame (``centre_frames``), ``--gabor`` starts the first convolution as
+mel-spaced Gabor filters (``filterbank_init``) and ``--snr``
 is the range of the training noise's SNR in dB (``detector_noise_snr_db``). Several runs can share one
 GPU as separate processes; build the corpus first (``--build-only``) so they do not all build it.
 """
@@ -61,6 +62,8 @@ def main() -> None:
                         help="speed-perturbation factors of the training clips (detector_speed_factors)")
     parser.add_argument("--centre", action="store_true",
                         help="centre each frame's receptive field on its 20 ms label frame (centre_frames)")
+    parser.add_argument("--gabor", action="store_true",
+                        help="start the first convolution as mel-spaced Gabor filters (filterbank_init)")
     parser.add_argument("--build-only", action="store_true", help="build (or find) the corpus, then stop")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep each size's avg_5_best.pth in KEEP/<size>_e<epochs>_snr<low>-<high>/ "
@@ -71,7 +74,7 @@ def main() -> None:
     base = study.make_config(num_voices=args.voices, utterances_per_voice=args.utterances, seed=args.seed,
                              device=args.device, detector_epochs=args.epochs, detector_lr=args.lr,
                              detector_noise_snr_db=list(args.snr), detector_speed_factors=list(args.speed),
-                             centre_frames=args.centre)
+                             centre_frames=args.centre, filterbank_init=args.gabor)
     start = time.perf_counter()
     data = study.load_study_data(base)
     print(f"corpus ready in {time.perf_counter() - start:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()),
@@ -82,12 +85,12 @@ def main() -> None:
     for hidden, conv, blocks, first in sizes:
         cfg = replace(base, hidden_size=hidden, conv_channels=conv, conformer_layers=blocks, first_conv_kernel=first)
         print(f"== size hidden {hidden}, conv {conv}, conformer {blocks}, first kernel {first}, "
-              f"centred {args.centre}, {args.epochs} epochs, lr {args.lr}, "
+              f"centred {args.centre}, Gabor init {args.gabor}, {args.epochs} epochs, lr {args.lr}, "
               f"noise SNR {args.snr[0]:g}-{args.snr[1]:g} dB, speed {args.speed}", flush=True)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
             speed = "" if args.speed == [1.0] else "_speed" + "-".join(f"{f:g}" for f in args.speed)
-            shape = f"{hidden}x{conv}x{blocks}" + (f"k{first}" if first != 10 else "") + ("c" if args.centre else "")
+            shape = f"{hidden}x{conv}x{blocks}" + (f"k{first}" if first != 10 else "") + ("c" if args.centre else "") + ("g" if args.gabor else "")
             folder = (args.keep / f"{shape}_e{args.epochs}_snr{args.snr[0]:g}-{args.snr[1]:g}{speed}"
                       if args.keep else Path(scratch))
             detector, history = study.train_detector_stage(data, cfg, folder)
@@ -98,7 +101,7 @@ def main() -> None:
                                                                              part["eer_vs_bonafide"])}
                    for split, part in table.groupby("split")}
         row = {"hidden": hidden, "conv": conv, "conformer": blocks, "first_conv_kernel": first,
-               "centre_frames": args.centre, "epochs": args.epochs, "lr": args.lr,
+               "centre_frames": args.centre, "filterbank_init": args.gabor, "epochs": args.epochs, "lr": args.lr,
                "snr_db": list(args.snr), "speed_factors": list(args.speed),
                "parameters": sum(p.numel() for p in detector.parameters()),
                "seconds_per_epoch": round(seconds / args.epochs, 2),

@@ -53,6 +53,7 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from audioxai.config import load_config
 from audioxai.errors import ConfigError
+from audioxai.models.asr import gabor_filterbank
 from audioxai.models.checkpoints import load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)  # wav2vec2's feature encoder: 400-sample 
 CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)   # 320-sample hop (20 ms at 16 kHz)
 EMBEDDING_LAYERS = ("features", "context")  # wav2vec2's z (local) and c (contextual) representations
 ENCODER_FIELDS = ("hidden_size", "num_layers", "num_heads", "intermediate_size", "conv_channels", "feat_extract_norm",
-                  "first_conv_kernel")
+                  "first_conv_kernel", "filterbank_init")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class DetectorConfig:
             gives the feature encoder a 400-sample, 25 ms receptive field; the field is
             ``390 + first_conv_kernel`` samples, so 634 gives 1024, 64 ms). A longer first filter
             resolves the harmonics of low voices, which a 25 ms window smears (see the module note).
+        filterbank_init: start the first convolution as mel-spaced Gabor band-pass filters
+            (``audioxai.models.asr.gabor_filterbank``: Hann-windowed cosines and sines, 150 Hz to
+            7 kHz) instead of a random init; a long first filter learns slowly from random weights.
+            Only the initial weights change (a checkpoint's weights replace them).
         centre_frames: pad the waveform with zeros before the encoder, ``(field - hop) // 2`` samples in
             front and the rest behind, so that frame k's receptive field is centred on samples
             ``[hop k, hop (k + 1))`` (20 ms label frame k) whatever the field, and a clip of
@@ -108,6 +113,7 @@ class DetectorConfig:
     conv_channels: int = 64
     feat_extract_norm: str = "layer"
     first_conv_kernel: int = CONV_KERNELS[0]
+    filterbank_init: bool = False
     centre_frames: bool = False
     conformer_dim: int = 128
     num_head_tokens: int = 4
@@ -129,8 +135,9 @@ class DetectorConfig:
                 or self.first_conv_kernel < CONV_STRIDES[0]:
             raise ConfigError(f"first_conv_kernel={self.first_conv_kernel!r}: use an integer >= {CONV_STRIDES[0]} "
                               f"(the first convolution's stride; a shorter filter would skip samples)")
-        if not isinstance(self.centre_frames, bool):
-            raise ConfigError(f"centre_frames={self.centre_frames!r}: use true or false")
+        for name in ("centre_frames", "filterbank_init"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r}: use true or false")
         if self.hidden_size % self.num_heads or self.hidden_size % 4:
             raise ConfigError(f"hidden_size={self.hidden_size} must divide by num_heads={self.num_heads} and by 4 "
                               f"(the positional convolution's groups)")
@@ -185,6 +192,12 @@ class SpoofDetector(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = encoder if encoder is not None else Wav2Vec2Model(config.wav2vec2_config())
+        if encoder is None and config.filterbank_init:
+            conv = self.encoder.feature_extractor.conv_layers[0].conv
+            with torch.no_grad():
+                conv.weight.copy_(gabor_filterbank(conv.out_channels, conv.kernel_size[0], config.sample_rate)[:, None])
+                if conv.bias is not None:
+                    conv.bias.zero_()
         self.encoder.config._attn_implementation = "eager"
         width, k = config.conformer_dim, config.num_head_tokens
         self.projection = nn.Linear(int(self.encoder.config.hidden_size), width)

@@ -57,6 +57,8 @@ class PrototypeStudyConfig:
         first_conv_kernel: the first convolution's length in samples (wav2vec2: 10, a 25 ms receptive
             field; 634: 64 ms, which resolves the harmonics the mel vocoder smears). Ignored with
             ``encoder_checkpoint``.
+        filterbank_init: start the first convolution as mel-spaced Gabor filters
+            (``DetectorConfig.filterbank_init``). Ignored with ``encoder_checkpoint``.
         centre_frames: centre each frame's receptive field on its 20 ms label frame by padding the
             waveform (``DetectorConfig.centre_frames``).
         encoder_checkpoint: a local wav2vec2/XLS-R folder (``config.json`` and weights, e.g. XLS-R 300M);
@@ -85,6 +87,7 @@ class PrototypeStudyConfig:
     conv_channels: int = 64
     encoder_norm: str = "group"
     first_conv_kernel: int = 10
+    filterbank_init: bool = False
     centre_frames: bool = False
     conformer_layers: int = 2
     encoder_checkpoint: str | None = None
@@ -125,6 +128,7 @@ def train_detector_stage(data: dict[str, SpoofSet], cfg: PrototypeStudyConfig,
         model = SpoofDetector(DetectorConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                                              conv_channels=cfg.conv_channels, feat_extract_norm=cfg.encoder_norm,
                                              first_conv_kernel=cfg.first_conv_kernel, centre_frames=cfg.centre_frames,
+                                             filterbank_init=cfg.filterbank_init,
                                              conformer_layers=cfg.conformer_layers))
     history = train_detector(model, (data["train"].waveform, data["train"].labels),
                              (data["val"].waveform, data["val"].labels),

@@ -7,6 +7,7 @@ from transformers import HubertConfig, HubertModel, Wav2Vec2Model
 
 import audioxai.models.detector_training as training_module
 from audioxai.errors import ConfigError
+from audioxai.models.asr import gabor_filterbank
 from audioxai.models.checkpoints import load_checkpoint, save_checkpoint
 from audioxai.models.detector import DetectorConfig, SpoofDetector, freeze, load_detector, multihead_attention_weights
 from audioxai.models.detector_training import (DetectorTrainConfig, augment_batch, average_state_dicts, rank_epochs,
@@ -108,6 +109,20 @@ def test_the_first_convolution_can_be_longer_and_uncentred_frames_start_at_the_h
             DetectorConfig(first_conv_kernel=bad)
     with pytest.raises(ConfigError, match="centre_frames"):
         DetectorConfig(centre_frames="yes")
+    with pytest.raises(ConfigError, match="filterbank_init"):
+        DetectorConfig(filterbank_init=1)
+
+
+def test_the_filterbank_init_starts_the_first_convolution_as_gabor_filters():
+    detector = tiny_detector(first_conv_kernel=634, filterbank_init=True)
+    weight = detector.encoder.feature_extractor.conv_layers[0].conv.weight[:, 0]
+    assert torch.equal(weight, gabor_filterbank(16, 634))
+    spectrum = torch.fft.rfft(weight, n=16000).abs()  # 1 Hz bins: each filter peaks at its own frequency
+    peaks = spectrum.argmax(dim=1).float()
+    assert peaks[0] == pytest.approx(150, abs=3) and peaks[-1] == pytest.approx(7040, abs=3)
+    assert (peaks[2::2] > peaks[:-2:2]).all()
+    assert not torch.equal(tiny_detector(first_conv_kernel=634).encoder.feature_extractor.conv_layers[0].conv.weight[:, 0],
+                           weight)
 
 
 def test_bad_waveforms_are_refused_with_the_fix(detector):
