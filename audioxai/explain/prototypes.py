@@ -7,7 +7,8 @@ the utterance labels do.
 
 Which embeddings (``importance_layers``, ``prototype_layer``; ``SpoofDetector.layer_embeddings``):
 the prototypes and the contrastive loss live in the encoder's local representation h(t) = z(t)
-(``features``: the convolutional feature encoder's output, 25 ms of audio per frame), and the
+(``features``: the convolutional feature encoder's output, one receptive field of audio per frame,
+25 ms by default, ``DetectorConfig.first_conv_kernel``), and the
 importance network reads z(t) next to the contextual representation c(t) (``context``: the last
 transformer layer). Why both: in c(t) every frame has seen the whole clip, so inside a partially
 spoofed utterance the bona fide frames sit as near the spoof prototype as the spliced words and the

@@ -26,8 +26,9 @@ bona fide speech on held-out voices with AUC 0.77, on 64 ms windows with 0.87,
 convolution, a learnable filterbank, without changing the 20 ms hop; ``centre_frames`` pads the
 waveform so every frame is centred on its 20 ms label frame whatever the field
 (``SpoofDetector.frame_centres``, ``frame_windows``). Trained from scratch on chapter 3's 36 voices, a
-64 ms field fitted the training voices better and held-out voices worse (test EER 20.8 % from random
-weights, 22.2 % from Gabor filters, against 14.9 % at 25 ms; CPU, 20 epochs), so the defaults stay
+64 ms field did worse on held-out voices: from random weights it fitted both the training and the
+held-out voices worse, from Gabor filters it fitted the training voices best and held-out voices
+worst (test EER 20.8 % and 22.2 %, against 14.9 % at 25 ms; CPU, 20 epochs), so the defaults stay
 wav2vec2's.
 
 Level: the model never standardises the waveform (XLS-R's processor would, with ``do_normalize``).
@@ -309,7 +310,8 @@ class SpoofDetector(nn.Module):
 
         ``features``: the convolutional feature encoder's output after its layer norm (wav2vec2's local
         representation z: one receptive field per frame, 400 samples (25 ms) by default, nothing from
-        the rest of the clip);
+        the rest of the clip with the ``layer`` norm; the ``group`` norm normalises each first-layer
+        channel over the whole clip, so there the clip's statistics enter every frame);
         ``context``: the last transformer layer (wav2vec2's contextual representation c, what
         ``embeddings`` returns: every frame has seen the whole clip).
         """
@@ -412,6 +414,10 @@ def load_detector(path: str | os.PathLike[str], config: DetectorConfig | None = 
     if architecture not in (ARCHITECTURE, None):
         raise ConfigError(f"checkpoint {path} holds a {architecture!r} model, not a spoof detector ({ARCHITECTURE!r})")
     if config is not None:
+        recorded = (meta.get("detector") or {}).get("centre_frames", False)
+        if isinstance(meta.get("detector"), dict) and recorded != config.centre_frames:
+            logger.warning("checkpoint %s was trained with centre_frames=%s but is loaded with centre_frames=%s: "
+                           "its frames will sit where it never saw them", path, recorded, config.centre_frames)
         model = SpoofDetector(config)
     elif architecture is None:
         raise ConfigError(f"checkpoint {path} records no architecture: pass the DetectorConfig it was trained with")

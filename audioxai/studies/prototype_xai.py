@@ -122,6 +122,11 @@ def train_detector_stage(data: dict[str, SpoofSet], cfg: PrototypeStudyConfig,
     """Stage 1: train the detector, keep the average of its 5 best epochs (``avg_5_best.pth``), freeze it."""
     seed_everything(cfg.seed)
     if cfg.encoder_checkpoint:
+        ignored = [f"{name}={getattr(cfg, name)!r}" for name, default in
+                   (("first_conv_kernel", 10), ("filterbank_init", False)) if getattr(cfg, name) != default]
+        if ignored:
+            logger.warning("encoder_checkpoint is set, so %s do not apply: the checkpoint's feature encoder is used",
+                           ", ".join(ignored))
         model = SpoofDetector.from_pretrained(Path(cfg.encoder_checkpoint).expanduser(),
                                               conformer_layers=cfg.conformer_layers, centre_frames=cfg.centre_frames)
     else:

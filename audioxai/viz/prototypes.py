@@ -12,7 +12,7 @@ from audioxai.data.spoofs import FRAME_SECONDS
 from audioxai.features.spectrogram import stft_magnitude
 from audioxai.viz.figures import audio_player, plot_spectrogram
 
-__all__ = ["spoofed_spans", "plot_importance_over_spectrogram", "plot_stage_curves", "importance_explorer"]
+__all__ = ["spoofed_spans", "frame_gate", "plot_importance_over_spectrogram", "plot_stage_curves", "importance_explorer"]
 
 
 def spoofed_spans(frame_labels: torch.Tensor, frame_seconds: float = FRAME_SECONDS) -> list[tuple[float, float]]:
@@ -28,6 +28,18 @@ def spoofed_spans(frame_labels: torch.Tensor, frame_seconds: float = FRAME_SECON
     return spans
 
 
+def frame_gate(keep: torch.Tensor, num_samples: int, frame_centres: torch.Tensor) -> torch.Tensor:
+    """Per-sample values ``(num_samples,)`` from per-frame ones ``keep`` ``(F,)``: each sample takes the frame
+    whose centre (``frame_centres``, in samples, evenly spaced: ``SpoofDetector.frame_centres``) is nearest."""
+    keep = keep.detach().float().cpu().flatten()
+    centres = frame_centres.detach().double().cpu().flatten()
+    if keep.numel() != centres.numel() or keep.numel() == 0:
+        raise ValueError(f"frame_gate: {keep.numel()} frame values for {centres.numel()} frame centres")
+    hop = float(centres[1] - centres[0]) if centres.numel() > 1 else float(num_samples)
+    index = torch.floor((torch.arange(num_samples, dtype=torch.float64) - centres[0]) / hop + 0.5).long()
+    return keep[index.clamp(0, keep.numel() - 1)]
+
+
 def _shade(ax: plt.Axes, spans: Sequence[tuple[float, float]]) -> None:
     for start, end in spans:
         ax.axvspan(start, end, color="tab:red", alpha=0.18, lw=0)
@@ -35,9 +47,14 @@ def _shade(ax: plt.Axes, spans: Sequence[tuple[float, float]]) -> None:
 
 def plot_importance_over_spectrogram(waveform: torch.Tensor, sample_rate: int, maps: dict[str, torch.Tensor],
                                      frame_labels: torch.Tensor, splice_points: Sequence[float] = (),
-                                     title: str = "", frame_seconds: float = FRAME_SECONDS) -> plt.Figure:
+                                     title: str = "", frame_seconds: float = FRAME_SECONDS,
+                                     frame_times: torch.Tensor | None = None) -> plt.Figure:
     """The spectrogram, then each method's frame map (scaled to its maximum for display), with the true
-    spoofed frames shaded red and splice points dashed."""
+    spoofed frames shaded red and splice points dashed.
+
+    ``frame_labels``: the clip's label frames (``frame_seconds`` each, from 0). ``frame_times``: the time
+    in seconds each map value is drawn at (``detector.frame_centres(T) / sample_rate``); by default the
+    label frames' centres, ``(k + 0.5) * frame_seconds``."""
     duration = waveform.numel() / sample_rate
     fig, axes = plt.subplots(1 + len(maps), 1, figsize=(9, 1.2 + 1.3 * (1 + len(maps))), sharex=True,
                              gridspec_kw={"height_ratios": [2] + [1] * len(maps)})
@@ -49,7 +66,7 @@ def plot_importance_over_spectrogram(waveform: torch.Tensor, sample_rate: int, m
     for ax, (name, w) in zip(axes[1:], maps.items()):
         w = w.detach().double().cpu()
         shown = w / w.max().clamp_min(1e-12)
-        t = (torch.arange(len(w)) + 0.5) * frame_seconds
+        t = (torch.arange(len(w)) + 0.5) * frame_seconds if frame_times is None else frame_times.double().cpu()
         ax.plot(t.numpy(), shown.numpy(), color="tab:blue", lw=1.2)
         _shade(ax, spans)
         for p in splice_points:
@@ -87,19 +104,22 @@ def plot_stage_curves(detector_history, stage2_histories: dict[str, object]) -> 
 
 
 def importance_explorer(waveforms: torch.Tensor, sample_rate: int, maps: dict[str, torch.Tensor],
-                        frame_labels: torch.Tensor, captions: Sequence[str] = (), frame_seconds: float = FRAME_SECONDS):
+                        frame_labels: torch.Tensor, captions: Sequence[str] = (), frame_seconds: float = FRAME_SECONDS,
+                        frame_centres: torch.Tensor | None = None):
     """Pick an utterance and a method and a threshold: see the map over the spectrogram and hear the frames
-    whose importance reaches the threshold (the rest silenced)."""
+    whose importance reaches the threshold (the rest silenced). ``frame_centres``: where each map frame is
+    centred, in samples (``detector.frame_centres(T)``); by default the label frames' centres."""
     from audioxai.viz.widgets import threshold_explorer
 
-    hop = int(round(frame_seconds * sample_rate))
+    hop = frame_seconds * sample_rate
 
     def draw(method: str, i: int, threshold: float) -> tuple:
         x, w = waveforms[i], maps[method][i]
-        gate = (w / w.max().clamp_min(1e-12) >= threshold).float().repeat_interleave(hop)
-        gate = torch.nn.functional.pad(gate, (0, max(0, x.numel() - gate.numel())))[: x.numel()]
+        centres = (torch.arange(len(w), dtype=torch.float64) + 0.5) * hop if frame_centres is None else frame_centres
+        gate = frame_gate(w / w.max().clamp_min(1e-12) >= threshold, x.numel(), centres).to(x.dtype)
         caption = captions[i] if len(captions) else f"utterance {i}"
-        fig = plot_importance_over_spectrogram(x, sample_rate, {method: w}, frame_labels[i], title=caption)
+        fig = plot_importance_over_spectrogram(x, sample_rate, {method: w}, frame_labels[i], title=caption,
+                                               frame_seconds=frame_seconds, frame_times=centres / sample_rate)
         return fig, audio_player(x * gate, sample_rate)
 
     return threshold_explorer(list(maps), len(waveforms), draw, sample_label="utterance", threshold=0.5)

@@ -75,6 +75,9 @@ def test_centred_frames_sit_on_the_label_frames_and_see_only_their_field(first_k
     field = 390 + first_kernel
     assert detector.receptive_field == field and sum(detector.frame_padding) == field - 320
     assert detector.min_samples == 320 and detector.frame_count(319) == 0
+    assert detector(torch.randn(1, 320) * 0.1).shape == (1, 2)  # one label frame is enough once centred
+    with pytest.raises(ConfigError, match=r"needs at least 320 samples \(20 ms"):
+        detector(torch.randn(1, 319))
     for n in (1, 7, 50):
         assert detector.frame_count(320 * n) == n
         centres = detector.frame_centres(320 * n)
@@ -82,16 +85,25 @@ def test_centred_frames_sit_on_the_label_frames_and_see_only_their_field(first_k
     x = torch.randn(1, 16000, generator=torch.Generator().manual_seed(3)) * 0.1
     local = detector.layer_embeddings(x, ("features",))["features"]
     assert local.shape[1] == 50
-    # frame 25's field is samples [8000 + 160 - field/2, 8000 + 160 + field/2): outside it nothing counts
+    # frame 25's field is samples [start, start + field), centred on label frame 25's centre (8160)
     start = 8000 - detector.frame_padding[0]
+    assert start + field / 2 == pytest.approx(8160, abs=0.5)
+
+    def frame_25(y):
+        return detector.layer_embeddings(y, ("features",))["features"][:, 25]
+
     y = x.clone()
-    y[:, :start - 1] = 0.0
-    y[:, start + field + 1:] = 0.0
-    changed = detector.layer_embeddings(y, ("features",))["features"]
-    assert torch.allclose(changed[:, 25], local[:, 25], atol=1e-5)
-    z = x.clone()
-    z[:, start:start + 20] = 0.0  # the first samples of its field do count
-    assert (detector.layer_embeddings(z, ("features",))["features"][:, 25] - local[:, 25]).abs().max() > 1e-4
+    y[:, :start] = 0.0
+    y[:, start + field:] = 0.0
+    assert torch.allclose(frame_25(y), local[:, 25], atol=1e-5)  # nothing outside the field counts
+    for n in (start - 1, start + field):
+        y = x.clone()
+        y[:, n] += 1.0
+        assert torch.allclose(frame_25(y), local[:, 25], atol=1e-5), n
+    for n in (start, start + field - 1):  # its first and last samples do
+        y = x.clone()
+        y[:, n] += 1.0
+        assert (frame_25(y) - local[:, 25]).abs().max() > 1e-4, n
     ones = detector.frame_windows(torch.ones(1, 16000))
     assert ones.shape == (1, 50) and ones[0, 10:40].eq(field).all() and ones[0, 0] == field - detector.frame_padding[0]
 
@@ -347,7 +359,7 @@ def test_checkpoints_of_other_architectures_are_refused(tmp_path, trained):
     assert isinstance(load_detector(tmp_path / "bare.pt", TINY), SpoofDetector)
 
 
-def test_a_centred_long_field_detector_loads_back_as_itself_and_older_records_mean_the_defaults(tmp_path):
+def test_a_centred_long_field_detector_loads_back_as_itself_and_older_records_mean_the_defaults(tmp_path, caplog):
     model = tiny_detector(first_conv_kernel=634, centre_frames=True)
     save_checkpoint(tmp_path / "long.pth", model, model.describe())
     loaded = load_detector(tmp_path / "long.pth")
@@ -357,11 +369,14 @@ def test_a_centred_long_field_detector_loads_back_as_itself_and_older_records_me
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
     plain = tiny_detector()
     meta = plain.describe()
-    for key in ("first_conv_kernel", "centre_frames"):  # checkpoints written before these fields existed
+    for key in ("first_conv_kernel", "centre_frames", "filterbank_init"):  # checkpoints from before these fields
         del meta["detector"][key]
     save_checkpoint(tmp_path / "old.pth", plain, meta)
     old = load_detector(tmp_path / "old.pth")
     assert old.config == plain.config and old.receptive_field == 400 and old.frame_padding == (0, 0)
+    with caplog.at_level("WARNING", logger="audioxai.models.detector"):
+        uncentred = load_detector(tmp_path / "long.pth", DetectorConfig(**{**model.config.__dict__, "centre_frames": False}))
+    assert uncentred.frame_padding == (0, 0) and "trained with centre_frames=True" in caplog.text
 
 
 def test_freeze_turns_off_gradients_and_training():

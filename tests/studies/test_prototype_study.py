@@ -165,4 +165,5 @@ def test_frame_truth_takes_the_label_frame_each_detector_frame_is_centred_in(run
     late = SpoofDetector(DetectorConfig(**{**base, "first_conv_kernel": 634}))  # field [320k, 320k + 1024)
     truth = study.frame_truth(late, test)
     assert truth["labels"].shape == (len(test), late.frame_count(320 * n))
-    assert torch.equal(truth["labels"], test.frame_labels[:, 1:1 + truth["labels"].shape[1]])
+    for key, name in (("labels", "frame_labels"), ("speech", "speech_frames"), ("transition", "transition_frames")):
+        assert torch.equal(truth[key], getattr(test, name)[:, 1:1 + truth[key].shape[1]]), key
