@@ -32,19 +32,20 @@ import time
 from pathlib import Path
 
 from audioxai.errors import ConfigError
+from audioxai.models.detector import CONV_KERNELS, CONV_STRIDES
 from audioxai.studies import prototype_xai as study
 
 
 def parse_size(text: str) -> tuple[int, int, int, int]:
-    """``HIDDENxCONVxCONFORMER[kKERNEL]`` as (hidden, conv, blocks, first conv kernel; 10 when not given)."""
+    """``HIDDENxCONVxCONFORMER[kKERNEL]`` as (hidden, conv, blocks, first conv kernel; wav2vec2's 10 when not given)."""
     size, _, kernel = text.lower().partition("k")
     try:
         hidden, conv, blocks = (int(v) for v in size.split("x"))
-        first = int(kernel) if kernel else 10
+        first = int(kernel) if kernel else CONV_KERNELS[0]
     except ValueError:
         raise ConfigError(f"size {text!r}: write HIDDENxCONVxCONFORMER[kKERNEL], e.g. 256x128x2 or 128x64x2k634") from None
-    if min(hidden, conv, blocks) < 1 or first < 5:
-        raise ConfigError(f"size {text!r}: every part must be a positive integer, the kernel at least 5")
+    if min(hidden, conv, blocks) < 1 or first < CONV_STRIDES[0]:
+        raise ConfigError(f"size {text!r}: every part must be a positive integer, the kernel at least {CONV_STRIDES[0]}")
     return hidden, conv, blocks, first
 
 
@@ -90,7 +91,7 @@ def main() -> None:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
             speed = "" if args.speed == [1.0] else "_speed" + "-".join(f"{f:g}" for f in args.speed)
-            shape = f"{hidden}x{conv}x{blocks}" + (f"k{first}" if first != 10 else "") + ("c" if args.centre else "") + ("g" if args.gabor else "")
+            shape = f"{hidden}x{conv}x{blocks}" + (f"k{first}" if first != CONV_KERNELS[0] else "") + ("c" if args.centre else "") + ("g" if args.gabor else "")
             folder = (args.keep / f"{shape}_e{args.epochs}_snr{args.snr[0]:g}-{args.snr[1]:g}{speed}"
                       if args.keep else Path(scratch))
             detector, history = study.train_detector_stage(data, cfg, folder)

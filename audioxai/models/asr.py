@@ -35,7 +35,7 @@ from audioxai.errors import AudioInputError, ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VOCAB", "BLANK_ID", "ASRConfig", "build_ctc_model", "gabor_filterbank", "CTCRecognizer",
+__all__ = ["VOCAB", "BLANK_ID", "ASRConfig", "build_ctc_model", "gabor_filterbank", "init_gabor_", "CTCRecognizer",
            "encode_transcript", "decode_ids"]
 
 VOCAB: tuple[str, ...] = ("<pad>", "|", "'", *"abcdefghijklmnopqrstuvwxyz")
@@ -128,15 +128,20 @@ def gabor_filterbank(num_filters: int, kernel_size: int, sample_rate: int = 1600
     return (bank / bank.norm(dim=1, keepdim=True).clamp_min(1e-12)).float()
 
 
+@torch.no_grad()
+def init_gabor_(conv: nn.Conv1d, sample_rate: int = 16000) -> nn.Conv1d:
+    """Set a one-input-channel ``conv``'s filters to ``gabor_filterbank`` (bias to zero), in place; returns it."""
+    conv.weight.copy_(gabor_filterbank(conv.out_channels, conv.kernel_size[0], sample_rate)[:, None])
+    if conv.bias is not None:
+        conv.bias.zero_()
+    return conv
+
+
 def build_ctc_model(cfg: ASRConfig = ASRConfig()) -> Wav2Vec2ForCTC:
     """A freshly initialised ``Wav2Vec2ForCTC`` over ``VOCAB`` (torch's global seed sets the weights)."""
     model = Wav2Vec2ForCTC(cfg.wav2vec2_config())
     if cfg.filterbank_init:
-        conv = model.wav2vec2.feature_extractor.conv_layers[0].conv
-        with torch.no_grad():
-            conv.weight.copy_(gabor_filterbank(conv.out_channels, conv.kernel_size[0], cfg.sample_rate)[:, None])
-            if conv.bias is not None:
-                conv.bias.zero_()
+        init_gabor_(model.wav2vec2.feature_extractor.conv_layers[0].conv, cfg.sample_rate)
     return model
 
 

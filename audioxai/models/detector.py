@@ -57,7 +57,7 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 from audioxai.config import load_config
 from audioxai.errors import ConfigError
-from audioxai.models.asr import gabor_filterbank
+from audioxai.models.asr import init_gabor_
 from audioxai.models.checkpoints import load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -197,11 +197,7 @@ class SpoofDetector(nn.Module):
         self.config = config
         self.encoder = encoder if encoder is not None else Wav2Vec2Model(config.wav2vec2_config())
         if encoder is None and config.filterbank_init:
-            conv = self.encoder.feature_extractor.conv_layers[0].conv
-            with torch.no_grad():
-                conv.weight.copy_(gabor_filterbank(conv.out_channels, conv.kernel_size[0], config.sample_rate)[:, None])
-                if conv.bias is not None:
-                    conv.bias.zero_()
+            init_gabor_(self.encoder.feature_extractor.conv_layers[0].conv, config.sample_rate)
         self.encoder.config._attn_implementation = "eager"
         width, k = config.conformer_dim, config.num_head_tokens
         self.projection = nn.Linear(int(self.encoder.config.hidden_size), width)
@@ -414,10 +410,11 @@ def load_detector(path: str | os.PathLike[str], config: DetectorConfig | None = 
     if architecture not in (ARCHITECTURE, None):
         raise ConfigError(f"checkpoint {path} holds a {architecture!r} model, not a spoof detector ({ARCHITECTURE!r})")
     if config is not None:
-        recorded = (meta.get("detector") or {}).get("centre_frames", False)
-        if isinstance(meta.get("detector"), dict) and recorded != config.centre_frames:
+        recorded = meta.get("detector")
+        if isinstance(recorded, dict) and recorded.get("centre_frames", False) != config.centre_frames:
             logger.warning("checkpoint %s was trained with centre_frames=%s but is loaded with centre_frames=%s: "
-                           "its frames will sit where it never saw them", path, recorded, config.centre_frames)
+                           "its frames will sit where it never saw them", path, recorded.get("centre_frames", False),
+                           config.centre_frames)
         model = SpoofDetector(config)
     elif architecture is None:
         raise ConfigError(f"checkpoint {path} records no architecture: pass the DetectorConfig it was trained with")

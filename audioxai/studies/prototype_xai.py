@@ -26,7 +26,7 @@ from audioxai.explain.prototypes import (PROTOTYPE_MODES, PrototypeExplainer, St
                                          load_stage2_config, nondegenerate_share, stage2_layers, train_stage2)
 from audioxai.metrics.aggregate import bootstrap_ci
 from audioxai.metrics.detection import REGIONS, equal_error_rate, frame_auc, frame_eer, region_scores
-from audioxai.models.detector import DetectorConfig, SpoofDetector, load_detector
+from audioxai.models.detector import CONV_KERNELS, DetectorConfig, SpoofDetector, load_detector
 from audioxai.models.detector_training import DetectorTrainConfig, train_detector
 from audioxai.runtime import resolve_device, seed_everything
 
@@ -86,7 +86,7 @@ class PrototypeStudyConfig:
     num_layers: int = 2
     conv_channels: int = 64
     encoder_norm: str = "group"
-    first_conv_kernel: int = 10
+    first_conv_kernel: int = CONV_KERNELS[0]
     filterbank_init: bool = False
     centre_frames: bool = False
     conformer_layers: int = 2
@@ -122,8 +122,8 @@ def train_detector_stage(data: dict[str, SpoofSet], cfg: PrototypeStudyConfig,
     """Stage 1: train the detector, keep the average of its 5 best epochs (``avg_5_best.pth``), freeze it."""
     seed_everything(cfg.seed)
     if cfg.encoder_checkpoint:
-        ignored = [f"{name}={getattr(cfg, name)!r}" for name, default in
-                   (("first_conv_kernel", 10), ("filterbank_init", False)) if getattr(cfg, name) != default]
+        ignored = [f"{name}={getattr(cfg, name)!r}" for name in ("first_conv_kernel", "filterbank_init")
+                   if getattr(cfg, name) != getattr(DetectorConfig, name)]  # the encoder's own fields
         if ignored:
             logger.warning("encoder_checkpoint is set, so %s do not apply: the checkpoint's feature encoder is used",
                            ", ".join(ignored))
