@@ -12,6 +12,8 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
+import numbers
 import os
 import re
 import types
@@ -24,9 +26,14 @@ import yaml
 from audioxai.atomic import atomic_write_text
 from audioxai.errors import ConfigError
 
-__all__ = ["load_config", "config_to_dict", "save_config", "save_config_json", "load_config_json", "config_hash"]
+__all__ = ["is_finite_number", "load_config", "config_to_dict", "save_config", "save_config_json", "load_config_json", "config_hash"]
 
 T = TypeVar("T")
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for a real number (Python or NumPy, not a bool) that is neither NaN nor infinite."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _Loader(yaml.SafeLoader):

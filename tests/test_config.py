@@ -181,3 +181,13 @@ def test_json_configs_round_trip_into_a_folder_and_name_the_file_in_every_error(
     bad.write_text('{"lowest": 0.0}')
     with pytest.raises(ConfigError, match=r"bad\.json.*unknown key.*'lowest'"):
         load_config_json(Checked, bad, "checked.json")
+
+
+def test_is_finite_number_takes_real_numbers_only() -> None:
+    import numpy as np
+
+    from audioxai.config import is_finite_number
+    for good in (0, -3, 2.5, np.float32(1.5), np.int64(7), 1e300):
+        assert is_finite_number(good), good
+    for bad in (True, False, float("nan"), float("inf"), -float("inf"), np.float64("nan"), "1.0", None, [1.0], 1j):
+        assert not is_finite_number(bad), bad

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,12 @@ import torch
 import torchaudio.functional as AF
 
 from audioxai.atomic import atomic_path
-from audioxai.errors import AudioInputError
+from audioxai.config import is_finite_number
+from audioxai.errors import AudioInputError, ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_audio", "check_waveform", "to_mono", "resample_to", "save_audio"]
+__all__ = ["load_audio", "check_waveform", "to_mono", "resample_to", "speed_ratio", "change_speed", "save_audio"]
 
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
@@ -49,6 +51,31 @@ def resample_to(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     if orig == new:
         return x
     return AF.resample(x, orig, new)
+
+
+def speed_ratio(factor: float, max_denominator: int = 100) -> Fraction:
+    """``factor`` as the exact ratio p/q (q <= ``max_denominator``) that ``change_speed`` resamples by.
+
+    Raises:
+        ConfigError: ``factor`` is not a positive finite number equal (to 1e-9) to such a ratio; two
+            decimals always are (0.95 = 19/20).
+    """
+    ratio = Fraction(float(factor)).limit_denominator(max_denominator) if is_finite_number(factor) and factor > 0 else None
+    if ratio is None or ratio <= 0 or abs(float(ratio) - factor) >= 1e-9:
+        raise ConfigError(f"speed factor {factor!r}: use a positive ratio p/q with q <= {max_denominator}, "
+                          f"e.g. 0.95 or 1.1 (1.0 = unchanged)")
+    return ratio
+
+
+def change_speed(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` (``(..., T)``) played ``factor`` times faster: about ``T / factor`` samples, every frequency times ``factor``.
+
+    Polyphase resampling from p to q where ``factor`` = p / q (``speed_ratio``), as in speed
+    perturbation (Ko et al., 2015): pitch, formants and tempo move together, as for another speaker.
+    A no-op at 1.
+    """
+    ratio = speed_ratio(factor)
+    return resample_to(x, ratio.numerator, ratio.denominator)
 
 
 def _check_finite(x: torch.Tensor, what: str, fix: str) -> None:

@@ -36,11 +36,11 @@ Both in [0, 1], higher is better.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
 
+from audioxai.config import is_finite_number
 from audioxai.errors import ConfigError
 from audioxai.metrics.base import UndefinedScoreWarning, check_batch, register_metric
 
@@ -180,7 +180,7 @@ def mask_iou(mask: torch.Tensor, truth: torch.Tensor, threshold: float = 0.5) ->
         (B,) float64 IoUs in [0, 1] on the CPU; NaN with an ``UndefinedScoreWarning`` where the
         union is empty (nothing kept and nothing to find).
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+    if not is_finite_number(threshold):
         raise ConfigError(f"threshold must be a finite number, got {threshold!r}")
     values, truth = _check_mask_truth(mask, truth)
     kept = values >= threshold

@@ -23,11 +23,11 @@ ours against a plain numpy transcription of the formula and against analytic val
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
 
+from audioxai.config import is_finite_number
 from audioxai.errors import ConfigError
 from audioxai.metrics.base import UndefinedScoreWarning
 
@@ -56,7 +56,7 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -
     if estimate.shape != reference.shape:
         raise ConfigError(f"estimate of shape {tuple(estimate.shape)} does not match reference of shape "
                           f"{tuple(reference.shape)}: trim or pad both to the same length")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+    if not is_finite_number(eps) or eps < 0:
         raise ConfigError(f"eps must be a finite number >= 0, got {eps!r}")
     s_hat = estimate.detach().double()
     s = reference.detach().to(estimate.device, torch.float64)

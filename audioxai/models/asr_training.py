@@ -24,12 +24,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
 
-from audioxai.data.audio import load_audio, resample_to
+from audioxai.data.audio import change_speed, load_audio, speed_ratio
 from audioxai.data.mixing import mix_at_snr
 from audioxai.data.noise import NOISE_TYPES
 from audioxai.data.noisy_digits import noise_bank
@@ -61,7 +60,8 @@ class ASRTrainConfig:
         noise_prob: probability that an utterance gets noise.
         noise_bank_seconds: length of the noise bank of each kind clips are cut from.
         gain_db: random gain of +-``gain_db`` dB per utterance (0: off).
-        speed_factors: speed changes drawn uniformly per utterance (``(1.0,)``: off), applied by resampling.
+        speed_factors: speed changes drawn uniformly per utterance (``(1.0,)``: off), each a ratio p/q with
+            q <= 100, applied by ``audioxai.data.audio.change_speed`` (the utterance gets longer or shorter).
         seed: seeds the weights' shuffling, the augmentation and the noise bank (``seed + 1000``).
         max_train_items: use at most this many training utterances (a seeded subset; 0: all).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
@@ -96,9 +96,11 @@ class ASRTrainConfig:
         unknown = [k for k in self.noise_types if k not in NOISE_TYPES]
         if unknown:
             raise ConfigError(f"noise_types {unknown} unknown: choose from {', '.join(NOISE_TYPES)}")
-        if self.noise_snr_db[0] > self.noise_snr_db[1] or not self.speed_factors or min(self.speed_factors) <= 0:
+        if self.noise_snr_db[0] > self.noise_snr_db[1] or not self.speed_factors:
             raise ConfigError(f"noise_snr_db={self.noise_snr_db} needs low <= high and speed_factors="
-                              f"{self.speed_factors} positive factors (1.0 = unchanged)")
+                              f"{self.speed_factors} one or more factors (1.0 = unchanged)")
+        for factor in self.speed_factors:
+            speed_ratio(factor)  # a positive ratio p/q with q <= 100, or a ConfigError naming it
 
 
 @dataclass
@@ -187,8 +189,7 @@ class Augmenter:
         cfg = self.config
         speed = cfg.speed_factors[int(torch.randint(len(cfg.speed_factors), (1,), generator=self.g))]
         if speed != 1.0:
-            ratio = Fraction(speed).limit_denominator(20)
-            x = resample_to(x, ratio.numerator, ratio.denominator)
+            x = change_speed(x, speed)
         if cfg.gain_db > 0:
             x = x * 10 ** (self._uniform(-cfg.gain_db, cfg.gain_db) / 20)
         if self.kinds and float(torch.rand(1, generator=self.g)) < cfg.noise_prob:

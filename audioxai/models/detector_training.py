@@ -8,14 +8,14 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audioxai.data.audio import resample_to
+from audioxai.config import is_finite_number
+from audioxai.data.audio import change_speed, speed_ratio
 from audioxai.errors import ConfigError
 from audioxai.models.checkpoints import save_checkpoint
 from audioxai.models.detector import SPOOF, SpoofDetector
@@ -75,34 +75,30 @@ class DetectorTrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: use an integer >= 1")
         snr = tuple(self.noise_snr_db) if isinstance(self.noise_snr_db, (tuple, list)) else ()
-        if len(snr) != 2 or not all(_finite(v) for v in snr) or snr[0] > snr[1]:
+        if len(snr) != 2 or not all(is_finite_number(v) for v in snr) or snr[0] > snr[1]:
             raise ConfigError(f"noise_snr_db={self.noise_snr_db!r}: give two finite numbers [low, high] in dB with low <= high")
         factors = tuple(self.speed_factors) if isinstance(self.speed_factors, (tuple, list)) else ()
-        if not factors or not all(_finite(f) and SPEED_RANGE[0] <= f <= SPEED_RANGE[1] and _speed_ratio(f)
+        if not factors or not all(is_finite_number(f) and SPEED_RANGE[0] <= f <= SPEED_RANGE[1] and _is_speed_ratio(f)
                                   for f in factors):
             raise ConfigError(f"speed_factors={self.speed_factors!r}: give one or more speed factors from "
                               f"{SPEED_RANGE[0]} to {SPEED_RANGE[1]}, each a ratio p/q with q <= 100 (two decimals are), e.g. "
                               f"[0.9, 1.0, 1.1] ([1.0] for no speed perturbation; slower ones cut off a clip's end, "
                               f"and with it the spoofed words of some partial spoofs)")
-        if self.encoder_lr is not None and not (_finite(self.encoder_lr) and self.encoder_lr > 0):
+        if self.encoder_lr is not None and not (is_finite_number(self.encoder_lr) and self.encoder_lr > 0):
             raise ConfigError(f"encoder_lr={self.encoder_lr!r}: use a finite rate > 0, or None for the head's lr")
-        if not (_finite(self.lr) and self.lr > 0 and _finite(self.weight_decay) and self.weight_decay >= 0):
+        if not (is_finite_number(self.lr) and self.lr > 0 and is_finite_number(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"lr={self.lr!r}, weight_decay={self.weight_decay!r}: use finite lr > 0 and weight_decay >= 0")
 
 
 SPEED_RANGE = (0.8, 1.25)
 
 
-def _finite(value) -> bool:
-    """A real number (not a bool) that is neither NaN nor infinite."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _speed_ratio(factor: float) -> Fraction | None:
-    """``factor`` as the ratio p/q (q <= 100) that ``speed_perturb`` resamples by, or None when no such
-    ratio equals it to 1e-9."""
-    ratio = Fraction(float(factor)).limit_denominator(100)
-    return ratio if abs(float(ratio) - factor) < 1e-9 else None
+def _is_speed_ratio(factor: float) -> bool:
+    try:
+        speed_ratio(factor)
+    except ConfigError:
+        return False
+    return True
 
 
 @dataclass
@@ -172,11 +168,8 @@ def speed_perturb(x: torch.Tensor, factor: float) -> torch.Tensor:
     ``factor`` = p / q with q <= 100 (e.g. 1.1 = 11 / 10): polyphase resampling from p to q, so the
     output lasts T q / p samples before the cut and every frequency is multiplied by ``factor``.
     """
-    ratio = _speed_ratio(factor)
-    if ratio is None:
-        raise ConfigError(f"speed factor {factor!r}: use a ratio p/q with q <= 100, e.g. 0.95 or 1.1")
     length = x.shape[-1]
-    y = resample_to(x, ratio.numerator, ratio.denominator)  # a no-op at 1
+    y = change_speed(x, factor)
     return y[..., :length] if y.shape[-1] >= length else F.pad(y, (0, length - y.shape[-1]))
 
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
-from audioxai.config import load_config_json, save_config_json
+from audioxai.config import is_finite_number, load_config_json, save_config_json
 from audioxai.errors import AudioInputError, ConfigError
 from audioxai.features.spectrogram import stft_magnitude
 
@@ -314,8 +314,7 @@ def choose_frontend(profile: DatasetProfile, target_sample_rate: int | None = No
 
 
 def _number(value: Any, key: str, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or (value <= 0 if positive else value < 0):
+    if not is_finite_number(value) or (value <= 0 if positive else value < 0):
         raise ConfigError(f"{key}={value!r} should be a {'positive' if positive else 'non-negative'} number")
     return float(value)
 

@@ -180,3 +180,26 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         save_audio(target, torch.zeros(10), 16000)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_speed_ratio_is_exact_and_refuses_what_no_small_ratio_gives() -> None:
+    from fractions import Fraction
+
+    from audioxai.data.audio import speed_ratio
+    from audioxai.errors import ConfigError
+    assert speed_ratio(0.95) == Fraction(19, 20) and speed_ratio(1.1) == Fraction(11, 10) and speed_ratio(2) == 2
+    assert speed_ratio(1.0) == 1
+    for bad in (1.004, 0.0, -1.1, float("nan"), float("inf"), True, "fast", None):
+        with pytest.raises(ConfigError, match="speed factor"):
+            speed_ratio(bad)
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.25])
+def test_change_speed_scales_frequency_and_length_by_the_factor(factor) -> None:
+    from audioxai.data.audio import change_speed
+    tone = _tone(32000, freq=400.0)
+    fast = change_speed(tone, factor)
+    assert fast.shape == (round(32000 / factor),)
+    window = fast[:16000] * torch.hann_window(16000)
+    assert float(torch.fft.rfft(window).abs().argmax()) == pytest.approx(400 * factor, abs=1.0)  # 1 Hz bins
+    assert change_speed(tone, 1.0) is tone

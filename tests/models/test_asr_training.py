@@ -54,6 +54,9 @@ def test_augmenter_mixes_noise_at_the_drawn_snr(corpus):
     assert torch.equal(noisy, again)
     faster = ASRTrainConfig(**{**FAST, "noise_prob": 0.0, "gain_db": 0.0, "speed_factors": (2.0,)})
     assert Augmenter(faster, 16000, torch.Generator().manual_seed(0))(x).shape == (8000,)
+    for bad in [(), (0.0,), (1.004,), (float("nan"),)]:
+        with pytest.raises(ConfigError, match="speed"):
+            ASRTrainConfig(**{**FAST, "speed_factors": bad})
 
 
 def test_training_learns_is_deterministic_and_keeps_the_best_epoch(corpus):
