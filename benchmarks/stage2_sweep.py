@@ -9,7 +9,7 @@ line per run as it finishes, a table of means per rate and mode, and, as the las
 
 Run: ``OMP_NUM_THREADS=2 .venv/bin/python benchmarks/stage2_sweep.py
 --checkpoint checkpoints/full/03_prototype_xai/avg_5_best.pth [--lrs 1e-3 5e-5] [--modes ema fixed learnable]
-[--seeds 0 1 2] [--voices 60] [--utterances 40] [--epochs 30] [--device auto]`` (the corpus must be the one
+[--seeds 0 1 2] [--voices 99] [--utterances 40] [--epochs 30] [--ema-init class_means] [--device auto]`` (the corpus must be the one
 the detector was trained on: the same voices, utterances and seed; about 2 minutes per run on a 2-core CPU).
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from audioxai.errors import ConfigError
-from audioxai.explain.prototypes import PROTOTYPE_MODES, nondegenerate_share
+from audioxai.explain.prototypes import EMA_INITS, PROTOTYPE_MODES, nondegenerate_share
 from audioxai.metrics.detection import frame_auc, frame_eer
 from audioxai.models.detector import load_detector
 from audioxai.runtime import resolve_device
@@ -41,11 +41,13 @@ def main() -> None:
     parser.add_argument("--lrs", nargs="+", type=float, default=[1e-3, 5e-5])
     parser.add_argument("--modes", nargs="+", default=list(PROTOTYPE_MODES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--voices", type=int, default=60)
+    parser.add_argument("--voices", type=int, default=99)  # the full profile's corpus
     parser.add_argument("--utterances", type=int, default=40)
     parser.add_argument("--corpus-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--ema-init", choices=EMA_INITS, default=None,
+                        help="where the ema prototypes start (model.ema_init; default: configs/xai_stage2.yaml's)")
     args = parser.parse_args()
     if unknown := set(args.modes) - set(PROTOTYPE_MODES):
         raise ConfigError(f"--modes {sorted(unknown)}: choose from {', '.join(PROTOTYPE_MODES)}")
@@ -65,7 +67,8 @@ def main() -> None:
     for lr in args.lrs:
         cfg = replace(base, stage2_lr=lr)
         for mode in args.modes:
-            runs = study.train_explainers(embeddings, cfg, dims, modes=(mode,))
+            runs = study.train_explainers(embeddings, cfg, dims, modes=(mode,),
+                                          model={"ema_init": args.ema_init} if args.ema_init else None)
             for (_, seed), (explainer, history) in runs.items():
                 w = study.prototype_maps(explainer, embeddings["test"][0])
                 row = {"lr": lr, "mode": mode, "seed": seed, "best_epoch": history.best_epoch,
@@ -81,6 +84,7 @@ def main() -> None:
                                                 best_epoch=("best_epoch", "mean"))
     print(summary.round(4).to_string())
     print(json.dumps({"checkpoint": str(args.checkpoint), "device": str(device), "seeds": args.seeds,
+                      "ema_init": args.ema_init or study.load_stage2_config().model.ema_init,
                       "runs": [_rounded(r) for r in rows]}))
 
 

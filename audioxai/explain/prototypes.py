@@ -57,7 +57,8 @@ to 0 then rests on the evidence (the contrastive slopes), and holds as stated ab
 
 Prototype modes (``PrototypeManager``):
 
-- ``ema`` (default): started from the first batch's class means (spoof frames unweighted), then after each step
+- ``ema`` (default): started from the first batch's class means (spoof frames unweighted; with
+  ``ema_init = "class_means"``, from the global means as ``fixed``), then after each step
   p_c <- m p_c + (1 - m) mean_c with momentum m = ``ema_momentum`` (0.99), where mean_bonafide is the
   mean embedding of bona fide frames and mean_spoof the importance-weighted mean of spoof
   utterances' frames (weights detached): the spoof prototype follows the frames the network finds
@@ -87,11 +88,12 @@ from audioxai.runtime import resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PROTOTYPE_MODES", "Stage2ModelConfig", "Stage2TrainConfig", "Stage2Config", "load_stage2_config",
+__all__ = ["PROTOTYPE_MODES", "EMA_INITS", "Stage2ModelConfig", "Stage2TrainConfig", "Stage2Config", "load_stage2_config",
            "ImportanceNetwork", "PrototypeManager", "PrototypeExplainer", "Stage2History", "stage2_loss",
            "train_stage2", "nondegenerate_share", "detector_embeddings", "stage2_layers"]
 
 PROTOTYPE_MODES = ("ema", "fixed", "learnable")
+EMA_INITS = ("batch", "class_means")  # where the ema prototypes start (Stage2ModelConfig.ema_init)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "xai_stage2.yaml"
 BONAFIDE, SPOOF = 0, 1
 
@@ -104,6 +106,9 @@ class Stage2ModelConfig:
         name: run name. pretrained_checkpoint: the frozen detector's file, relative to the
             checkpoint folder. prototype_mode: ``ema``, ``fixed`` or ``learnable``.
         importance_hidden_dim: width of the importance network. ema_momentum: m of the EMA update.
+        ema_init: where the ``ema`` prototypes start: ``batch`` (the first training batch's class means)
+            or ``class_means`` (the global class means over the training set, as ``fixed``); the first
+            batch depends on the seed's shuffle, the global means do not.
         temperature: tau of the contrastive loss. lambda_bonafide_reg, lambda_temporal_smooth,
             lambda_sparsity: regulariser weights (see the module docstring).
         lambda_mil, mil_fraction: weight of the multiple-instance term and the share of a spoof
@@ -120,6 +125,7 @@ class Stage2ModelConfig:
     prototype_mode: str = "ema"
     importance_hidden_dim: int = 256
     ema_momentum: float = 0.99
+    ema_init: str = "batch"
     temperature: float = 0.07
     lambda_bonafide_reg: float = 0.1
     lambda_temporal_smooth: float = 0.1
@@ -161,6 +167,8 @@ def load_stage2_config(path: str | os.PathLike[str] | None = DEFAULT_CONFIG, **o
         raise ConfigError(f"model.prototype_mode {m.prototype_mode!r}: choose one of {', '.join(PROTOTYPE_MODES)}")
     if not (0.0 <= m.ema_momentum < 1.0):
         raise ConfigError(f"model.ema_momentum must be in [0, 1), got {m.ema_momentum}")
+    if m.ema_init not in EMA_INITS:
+        raise ConfigError(f"model.ema_init {m.ema_init!r}: choose one of {', '.join(EMA_INITS)}")
     if m.temperature <= 0:
         raise ConfigError(f"model.temperature must be positive, got {m.temperature}")
     if not (0.0 < m.mil_fraction <= 1.0):
@@ -213,11 +221,13 @@ class ImportanceNetwork(nn.Module):
 class PrototypeManager(nn.Module):
     """Bona fide and spoof prototypes in one of ``PROTOTYPE_MODES`` (see the module docstring)."""
 
-    def __init__(self, dim: int, mode: str = "ema", momentum: float = 0.99) -> None:
+    def __init__(self, dim: int, mode: str = "ema", momentum: float = 0.99, ema_init: str = "batch") -> None:
         super().__init__()
         if mode not in PROTOTYPE_MODES:
             raise ConfigError(f"prototype mode {mode!r}: choose one of {', '.join(PROTOTYPE_MODES)}")
-        self.mode, self.momentum = mode, momentum
+        if ema_init not in EMA_INITS:
+            raise ConfigError(f"ema_init {ema_init!r}: choose one of {', '.join(EMA_INITS)}")
+        self.mode, self.momentum, self.ema_init = mode, momentum, ema_init
         init = torch.zeros(2, dim)
         if mode == "learnable":
             self.prototypes = nn.Parameter(init)
@@ -226,8 +236,9 @@ class PrototypeManager(nn.Module):
         self.register_buffer("initialised", torch.tensor(False))
 
     def initialise(self, class_means: torch.Tensor) -> None:
-        """Global class means (``fixed`` and ``learnable``); ``ema`` starts from its first batch instead."""
-        if self.mode != "ema":
+        """Global class means (``fixed``, ``learnable``, and ``ema`` with ``ema_init="class_means"``); ``ema``
+        with ``ema_init="batch"`` starts from its first batch instead."""
+        if self.mode != "ema" or self.ema_init == "class_means":
             with torch.no_grad():
                 self.prototypes.copy_(class_means)
             self.initialised.fill_(True)
@@ -340,7 +351,8 @@ class PrototypeExplainer(nn.Module):
             widths = tuple(dict(zip(layers, self.layer_dims))[name] for name in cfg.importance_layers)
         self.importance_net = ImportanceNetwork(sum(widths), cfg.importance_hidden_dim, cfg.context_frames, widths)
         proto = self.slices[cfg.prototype_layer]
-        self.prototypes = PrototypeManager(proto.stop - proto.start, cfg.prototype_mode, cfg.ema_momentum)
+        self.prototypes = PrototypeManager(proto.stop - proto.start, cfg.prototype_mode, cfg.ema_momentum,
+                                           cfg.ema_init)
 
     def importance_input(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The part of the stage-2 embeddings the importance network reads."""

@@ -187,13 +187,15 @@ def stage2_layer_dims(detector: SpoofDetector) -> tuple[int, ...]:
 
 
 def train_explainers(embeddings: dict, cfg: PrototypeStudyConfig, layer_dims: tuple[int, ...],
-                     modes: tuple[str, ...] = PROTOTYPE_MODES) -> dict[tuple[str, int], tuple[PrototypeExplainer, Stage2History]]:
+                     modes: tuple[str, ...] = PROTOTYPE_MODES, model: dict | None = None,
+                     ) -> dict[tuple[str, int], tuple[PrototypeExplainer, Stage2History]]:
     """Stage 2 for every prototype mode and seed in ``cfg.seeds``; keys ``(mode, seed)``.
-    ``layer_dims``: ``stage2_layer_dims(detector)`` of the detector ``embeddings`` came from."""
+    ``layer_dims``: ``stage2_layer_dims(detector)`` of the detector ``embeddings`` came from.
+    ``model``: overrides of ``configs/xai_stage2.yaml``'s ``model`` section (e.g. ``{"ema_init": "class_means"}``)."""
     runs = {}
     for mode in modes:
         for seed in cfg.seeds:
-            stage2 = load_stage2_config(model={"prototype_mode": mode},
+            stage2 = load_stage2_config(model={**(model or {}), "prototype_mode": mode},
                                         training={"num_epochs": cfg.stage2_epochs, "lr": cfg.stage2_lr,
                                                   "batch_size": cfg.batch_size, "seed": seed, "device": cfg.device})
             runs[(mode, seed)] = train_stage2(embeddings["train"], embeddings["val"], stage2, layer_dims)
