@@ -60,11 +60,12 @@ def speed_ratio(factor: float, max_denominator: int = 100) -> Fraction:
         ConfigError: ``factor`` is not a positive finite number equal (to 1e-9) to such a ratio; two
             decimals always are (0.95 = 19/20).
     """
-    ratio = Fraction(float(factor)).limit_denominator(max_denominator) if is_finite_number(factor) and factor > 0 else None
-    if ratio is None or ratio <= 0 or abs(float(ratio) - factor) >= 1e-9:
-        raise ConfigError(f"speed factor {factor!r}: use a positive ratio p/q with q <= {max_denominator}, "
-                          f"e.g. 0.95 or 1.1 (1.0 = unchanged)")
-    return ratio
+    if is_finite_number(factor) and factor > 0:
+        ratio = Fraction(float(factor)).limit_denominator(max_denominator)
+        if ratio > 0 and abs(float(ratio) - factor) < 1e-9:
+            return ratio
+    raise ConfigError(f"speed factor {factor!r}: use a positive ratio p/q with q <= {max_denominator}, "
+                      f"e.g. 0.95 or 1.1 (1.0 = unchanged)")
 
 
 def change_speed(x: torch.Tensor, factor: float) -> torch.Tensor:
