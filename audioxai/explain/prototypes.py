@@ -57,8 +57,9 @@ to 0 then rests on the evidence (the contrastive slopes), and holds as stated ab
 
 Prototype modes (``PrototypeManager``):
 
-- ``ema`` (default): started from the first batch's class means (spoof frames unweighted; with
-  ``ema_init = "class_means"``, from the global means as ``fixed``), then after each step
+- ``ema`` (default): started from the global class means as ``fixed`` (``ema_init = "class_means"``,
+  the default; with ``"batch"``, from the first batch's class means, spoof frames unweighted, which
+  depend on the seed's shuffle and gave maps that varied more between seeds), then after each step
   p_c <- m p_c + (1 - m) mean_c with momentum m = ``ema_momentum`` (0.99), where mean_bonafide is the
   mean embedding of bona fide frames and mean_spoof the importance-weighted mean of spoof
   utterances' frames (weights detached): the spoof prototype follows the frames the network finds
@@ -125,7 +126,7 @@ class Stage2ModelConfig:
     prototype_mode: str = "ema"
     importance_hidden_dim: int = 256
     ema_momentum: float = 0.99
-    ema_init: str = "batch"
+    ema_init: str = "class_means"
     temperature: float = 0.07
     lambda_bonafide_reg: float = 0.1
     lambda_temporal_smooth: float = 0.1
@@ -221,7 +222,7 @@ class ImportanceNetwork(nn.Module):
 class PrototypeManager(nn.Module):
     """Bona fide and spoof prototypes in one of ``PROTOTYPE_MODES`` (see the module docstring)."""
 
-    def __init__(self, dim: int, mode: str = "ema", momentum: float = 0.99, ema_init: str = "batch") -> None:
+    def __init__(self, dim: int, mode: str = "ema", momentum: float = 0.99, ema_init: str = "class_means") -> None:
         super().__init__()
         if mode not in PROTOTYPE_MODES:
             raise ConfigError(f"prototype mode {mode!r}: choose one of {', '.join(PROTOTYPE_MODES)}")

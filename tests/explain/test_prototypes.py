@@ -34,7 +34,7 @@ def test_defaults_are_the_design_notes():
     cfg = P.load_stage2_config()
     m = cfg.model
     assert (m.temperature, m.lambda_bonafide_reg, m.lambda_temporal_smooth, m.lambda_sparsity) == (0.07, 0.1, 0.1, 0.01)
-    assert (m.importance_hidden_dim, m.prototype_mode, m.ema_momentum, m.ema_init) == (256, "ema", 0.99, "batch")
+    assert (m.importance_hidden_dim, m.prototype_mode, m.ema_momentum, m.ema_init) == (256, "ema", 0.99, "class_means")
 
 
 def test_bad_keys_values_and_types_are_refused_by_name():
@@ -77,7 +77,7 @@ def test_modes_treat_prototypes_as_documented():
 
 
 def test_ema_update_moves_by_one_minus_momentum():
-    manager = P.PrototypeManager(4, "ema", momentum=0.9)
+    manager = P.PrototypeManager(4, "ema", momentum=0.9, ema_init="batch")
     emb = torch.tensor([[[1.0, 0, 0, 0]], [[0, 1.0, 0, 0]]])
     labels, valid, w = torch.tensor([0, 1]), torch.ones(2, 1, dtype=torch.bool), torch.ones(2, 1)
     manager.update(emb, labels, w, valid)  # first batch: taken as is
@@ -88,15 +88,15 @@ def test_ema_update_moves_by_one_minus_momentum():
 
 
 def test_ema_can_start_from_the_global_class_means_and_then_moves_by_one_minus_momentum():
-    manager = P.PrototypeManager(4, "ema", momentum=0.9, ema_init="class_means")
+    manager = P.PrototypeManager(4, "ema", momentum=0.9)  # the default start: the global class means
     start = torch.eye(4)[2:]
     manager.initialise(start)
     assert torch.equal(manager.prototypes, start) and bool(manager.initialised)
     emb = torch.tensor([[[1.0, 0, 0, 0]], [[0, 1.0, 0, 0]]])
     manager.update(emb, torch.tensor([0, 1]), torch.ones(2, 1), torch.ones(2, 1, dtype=torch.bool))
     assert torch.allclose(manager.prototypes, 0.9 * start + 0.1 * torch.eye(4)[:2])  # not the first batch as is
-    batch_start = P.PrototypeManager(4, "ema")
-    batch_start.initialise(start)  # the default waits for the first batch
+    batch_start = P.PrototypeManager(4, "ema", ema_init="batch")
+    batch_start.initialise(start)  # the batch start waits for the first batch
     assert not bool(batch_start.initialised) and not batch_start.prototypes.any()
     emb, labels, valid, _ = _toy()
     ema, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("ema", ema_init="class_means"))
