@@ -28,6 +28,12 @@ def spoofed_spans(frame_labels: torch.Tensor, frame_seconds: float = FRAME_SECON
     return spans
 
 
+def _label_frame_centres(num_frames: int, step: float) -> torch.Tensor:
+    """Centres ``(k + 0.5) * step`` of ``num_frames`` label frames ``step`` long from 0 (float64): where a
+    map is drawn and gated when the detector's own frame centres are not given."""
+    return (torch.arange(num_frames, dtype=torch.float64) + 0.5) * step
+
+
 def frame_gate(keep: torch.Tensor, num_samples: int, frame_centres: torch.Tensor) -> torch.Tensor:
     """Per-sample values ``(num_samples,)`` from per-frame ones ``keep`` ``(F,)``: each sample takes the frame
     whose centre (``frame_centres``, in samples, evenly spaced: ``SpoofDetector.frame_centres``) is nearest."""
@@ -66,7 +72,7 @@ def plot_importance_over_spectrogram(waveform: torch.Tensor, sample_rate: int, m
     for ax, (name, w) in zip(axes[1:], maps.items()):
         w = w.detach().double().cpu()
         shown = w / w.max().clamp_min(1e-12)
-        t = (torch.arange(len(w)) + 0.5) * frame_seconds if frame_times is None else frame_times.double().cpu()
+        t = _label_frame_centres(len(w), frame_seconds) if frame_times is None else frame_times.double().cpu()
         ax.plot(t.numpy(), shown.numpy(), color="tab:blue", lw=1.2)
         _shade(ax, spans)
         for p in splice_points:
@@ -115,7 +121,7 @@ def importance_explorer(waveforms: torch.Tensor, sample_rate: int, maps: dict[st
 
     def draw(method: str, i: int, threshold: float) -> tuple:
         x, w = waveforms[i], maps[method][i]
-        centres = (torch.arange(len(w), dtype=torch.float64) + 0.5) * hop if frame_centres is None else frame_centres
+        centres = _label_frame_centres(len(w), hop) if frame_centres is None else frame_centres
         gate = frame_gate(w / w.max().clamp_min(1e-12) >= threshold, x.numel(), centres).to(x.dtype)
         caption = captions[i] if len(captions) else f"utterance {i}"
         fig = plot_importance_over_spectrogram(x, sample_rate, {method: w}, frame_labels[i], title=caption,
