@@ -9,7 +9,7 @@ line per run as it finishes, a table of means per rate and mode, and, as the las
 
 Run: ``OMP_NUM_THREADS=2 .venv/bin/python benchmarks/stage2_sweep.py
 --checkpoint checkpoints/full/03_prototype_xai/avg_5_best.pth [--lrs 1e-3 5e-5] [--modes ema fixed learnable]
-[--seeds 0 1 2] [--voices 99] [--utterances 40] [--epochs 30] [--ema-init class_means] [--device auto]`` (the corpus must be the one
+[--seeds 0 1 2] [--voices 99] [--utterances 40] [--epochs 30] [--ema-init batch] [--device auto]`` (the corpus must be the one
 the detector was trained on: the same voices, utterances and seed; about 2 minutes per run on a 2-core CPU).
 """
 
