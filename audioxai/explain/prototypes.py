@@ -444,7 +444,7 @@ def train_stage2(train: tuple[torch.Tensor, torch.Tensor, torch.Tensor], val: tu
             idx = order[i:i + t.batch_size]
             emb, labels, valid = (x[idx].to(device) for x in train)
             h = explainer.prototype_space(emb)
-            if not bool(explainer.prototypes.initialised):  # ema: start from the first batch's class means
+            if not bool(explainer.prototypes.initialised):  # ema_init="batch": the first batch's class means
                 explainer.prototypes.update(h, labels, torch.ones(valid.shape, device=device), valid)
             w = explainer(emb)
             loss = stage2_loss(w, explainer.prototypes.logits(h, m.temperature), labels, valid, m)["total"]
