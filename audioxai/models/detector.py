@@ -29,7 +29,10 @@ waveform so every frame is centred on its 20 ms label frame whatever the field
 64 ms field did worse on held-out voices: from random weights it fitted both the training and the
 held-out voices worse, from Gabor filters it fitted the training voices best and held-out voices
 worst (test EER 20.8 % and 22.2 %, against 14.9 % at 25 ms; CPU, 20 epochs), so the defaults stay
-wav2vec2's.
+wav2vec2's. ``DetectorConfig.spectral_window`` takes the other road: a fixed (not learned) log
+spectrum of a long window per frame, added to the feature encoder's output through a learned linear
+map (``SpectralInput``), as the linear probe reads it. Its utterance mean per bin is removed, so every
+frame's local representation then depends on the whole clip, as it does under group norm.
 
 Level: the model never standardises the waveform (XLS-R's processor would, with ``do_normalize``).
 The default encoder norm is XLS-R's (layer norm over channels in every convolution, with biases,
@@ -100,6 +103,14 @@ class DetectorConfig:
             ``[hop k, hop (k + 1))`` (20 ms label frame k) whatever the field, and a clip of
             ``N * hop`` samples gives exactly N frames. Off (wav2vec2's own framing): frame k starts at
             sample ``hop k``, so its centre lies ``(field - hop) / 2`` samples after the label frame's.
+        spectral_window: 0 (off) or a window length in samples (1024: 64 ms) of a fixed spectral input
+            added to the feature encoder's output (``SpectralInput``): per frame, the log magnitude
+            spectrum of a Hann window of this length centred on the frame's receptive field, less its
+            utterance mean per bin, linearly projected to the conv channels (zero-initialised, so the
+            detector starts as plain wav2vec2). It gives every frame the frequency resolution that
+            resolves harmonics smeared within mel bands (see the module note) without learning the
+            filters, which fitted the training voices when they were learned. Both wav2vec2 layers
+            (``features`` z and ``context`` c) then carry it. Works on a pretrained encoder too.
         conformer_dim: width of the Conformer (TCM: 128 or 144); the encoder frames are projected to it.
         num_head_tokens: learnable tokens prepended to the frames, one per Conformer head.
         conformer_layers: Conformer blocks.
@@ -119,6 +130,7 @@ class DetectorConfig:
     first_conv_kernel: int = CONV_KERNELS[0]
     filterbank_init: bool = False
     centre_frames: bool = False
+    spectral_window: int = 0
     conformer_dim: int = 128
     num_head_tokens: int = 4
     conformer_layers: int = 2
@@ -142,6 +154,10 @@ class DetectorConfig:
         for name in ("centre_frames", "filterbank_init"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r}: use true or false")
+        if isinstance(self.spectral_window, bool) or not isinstance(self.spectral_window, int) \
+                or not (self.spectral_window == 0 or self.spectral_window >= 2 * CONV_STRIDES[0]):
+            raise ConfigError(f"spectral_window={self.spectral_window!r}: use 0 (no spectral input) or a window "
+                              f"length in samples of at least {2 * CONV_STRIDES[0]}, e.g. 1024 (64 ms at 16 kHz)")
         if self.hidden_size % self.num_heads or self.hidden_size % 4:
             raise ConfigError(f"hidden_size={self.hidden_size} must divide by num_heads={self.num_heads} and by 4 "
                               f"(the positional convolution's groups)")
@@ -184,6 +200,40 @@ def multihead_attention_weights(attention: nn.MultiheadAttention, query: torch.T
     return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dim // heads), dim=-1)
 
 
+class SpectralInput(nn.Module):
+    """A fixed-window log spectrum per encoder frame, projected to ``channels`` (``DetectorConfig.spectral_window``).
+
+    Frame k's window of ``window`` samples (Hann) is centred where the feature encoder's frame k is
+    centred, ``centre + hop k`` samples into the (padded) waveform the encoder reads; the waveform is
+    zero-padded by half a window at both ends. The log magnitude (floor 1e-5) less its mean over the
+    utterance's frames per bin (so a global gain cancels, as under group norm) goes through a linear
+    map, zero at the start.
+    """
+
+    def __init__(self, window: int, channels: int, hop: int, centre: int) -> None:
+        super().__init__()
+        self.window, self.hop, self.centre = int(window), int(hop), int(centre)
+        self.register_buffer("hann", torch.hann_window(self.window), persistent=False)
+        self.projection = nn.Linear(self.window // 2 + 1, channels)
+        nn.init.zeros_(self.projection.weight)
+        nn.init.zeros_(self.projection.bias)
+
+    def log_spectra(self, waveform: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """``(B, num_frames, window // 2 + 1)`` log magnitudes, utterance mean removed per bin."""
+        half = self.window // 2
+        x = F.pad(waveform, (half, self.window - half))
+        needed = self.centre + (num_frames - 1) * self.hop + self.window
+        if x.shape[-1] < needed:
+            x = F.pad(x, (0, needed - x.shape[-1]))
+        frames = x[:, self.centre:needed].unfold(1, self.window, self.hop)[:, :num_frames]
+        spectra = torch.fft.rfft(frames * self.hann, dim=-1).abs().clamp_min(1e-5).log()
+        return spectra - spectra.mean(dim=1, keepdim=True)
+
+    def forward(self, waveform: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """``(B, channels, num_frames)``, to add to the feature encoder's output."""
+        return self.projection(self.log_spectra(waveform, num_frames)).transpose(1, 2)
+
+
 class SpoofDetector(nn.Module):
     """wav2vec2-architecture encoder + Conformer with head tokens: ``(B, T)`` waveforms to ``(B, 2)`` logits.
 
@@ -212,6 +262,15 @@ class SpoofDetector(nn.Module):
             self.hop_length *= stride
         extra = max(self.receptive_field - self.hop_length, 0) if config.centre_frames else 0
         self.frame_padding = (extra // 2, extra - extra // 2)  # zeros before and after the waveform
+        self.spectral = None
+        if config.spectral_window:
+            self.spectral = SpectralInput(config.spectral_window, int(self.encoder.config.conv_dim[-1]),
+                                          self.hop_length, (self.receptive_field - 1) // 2)
+            self.encoder.feature_extractor.register_forward_hook(self._add_spectral)
+
+    def _add_spectral(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook on the feature encoder: its ``(B, C, F)`` output plus the spectral input."""
+        return output + self.spectral(args[0], output.shape[-1])
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], **config) -> SpoofDetector:

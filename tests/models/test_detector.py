@@ -379,6 +379,56 @@ def test_a_centred_long_field_detector_loads_back_as_itself_and_older_records_me
     assert uncentred.frame_padding == (0, 0) and "trained with centre_frames=True" in caplog.text
 
 
+def test_the_spectral_input_starts_at_zero_and_reads_a_centred_log_spectrum_per_frame():
+    plain, spectral = tiny_detector(), tiny_detector(spectral_window=1024)
+    assert plain.spectral is None and spectral.spectral.projection.weight.shape == (16, 513)
+    x = torch.randn(2, 8000, generator=torch.Generator().manual_seed(1)) * 0.1
+    with torch.no_grad():  # zero-initialised: the same detector as without it until it trains
+        assert torch.equal(plain(x), spectral(x))
+        logs = spectral.spectral.log_spectra(x, spectral.frame_count(8000))
+    # reference: frame k's 1024-sample Hann window centred on sample 199 + 320 k (the 400-sample field's centre)
+    hann = torch.hann_window(1024, dtype=torch.float64)
+    padded = torch.nn.functional.pad(x.double(), (512, 1024))
+    reference = torch.stack([torch.fft.rfft(padded[:, 199 + 320 * k: 199 + 320 * k + 1024] * hann).abs().clamp_min(1e-5).log()
+                             for k in range(spectral.frame_count(8000))], dim=1)
+    reference = reference - reference.mean(dim=1, keepdim=True)
+    assert logs.shape == (2, 24, 513) and torch.allclose(logs.double(), reference, atol=2e-3)
+    tone = 1e-3 * x[:1].clone()
+    tone[0, 3000:6000] += torch.sin(2 * math.pi * 1000 * torch.arange(3000) / 16000)  # a 1 kHz burst in frames 8 to 16
+    assert spectral.spectral.log_spectra(tone, 24)[0, 12].argmax() == 64  # bin 1000 / (16000 / 1024)
+    # the utterance mean per bin cancels a global gain (as group norm does)
+    assert (spectral.spectral.log_spectra(x, 24) - spectral.spectral.log_spectra(4 * x, 24)).abs().max() < 1e-3
+    with torch.no_grad():  # once trained, it reaches the features, the logits and both embedding layers
+        torch.nn.init.normal_(spectral.spectral.projection.weight, std=0.1)
+        layers, base = spectral.layer_embeddings(x), plain.layer_embeddings(x)
+        assert (spectral(x) - plain(x)).abs().max() > 1e-4
+        assert all((layers[k] - base[k]).abs().max() > 1e-3 for k in layers)
+        assert spectral(torch.randn(1, 400)).shape == (1, 2)  # one frame still works
+    grad_x = x.clone().requires_grad_(True)
+    spectral(grad_x).sum().backward()  # eval mode, as the explainers take it
+    assert spectral.spectral.projection.weight.grad.abs().sum() > 0 and grad_x.grad.abs().sum() > 0
+    for bad in (True, 5, -1, 1.5, "1024"):
+        with pytest.raises(ConfigError, match="spectral_window"):
+            DetectorConfig(spectral_window=bad)
+
+
+def test_a_spectral_detector_loads_back_as_itself_and_older_records_have_none(tmp_path):
+    model = tiny_detector(spectral_window=640)
+    torch.nn.init.normal_(model.spectral.projection.weight, std=0.1)
+    save_checkpoint(tmp_path / "spectral.pth", model, model.describe())
+    loaded = load_detector(tmp_path / "spectral.pth")
+    x = torch.randn(2, 4800) * 0.1
+    with torch.no_grad():
+        assert loaded.config.spectral_window == 640 and torch.allclose(loaded(x), model(x), atol=1e-6)
+    plain = tiny_detector()
+    meta = plain.describe()
+    del meta["detector"]["spectral_window"]  # checkpoints from before the field
+    save_checkpoint(tmp_path / "old.pth", plain, meta)
+    assert load_detector(tmp_path / "old.pth").spectral is None
+    with pytest.raises(ConfigError, match="does not fit the spoof detector"):
+        load_detector(tmp_path / "old.pth", DetectorConfig(**{**TINY.__dict__, "spectral_window": 640}))
+
+
 def test_freeze_turns_off_gradients_and_training():
     model = freeze(tiny_detector().train())
     assert not model.training and not any(p.requires_grad for p in model.parameters())
