@@ -16,7 +16,8 @@ Gradients, between utterances, which carries information); a caller comparing me
   (``SpoofDetector.frame_windows``; by default frame k = samples [320k, 320k + 400), with
   ``centre_frames`` the field centred on [320k, 320k + 320)). Windows overlap (by 80 samples at the
   default field), so those samples count more than once: the map is what each frame's encoder input
-  holds, not a partition of the total.
+  holds, not a partition of the total. A detector with a spectral input (``spectral_window``) also
+  reads a longer window per frame; the map still pools over the conv field.
 - ``attention_rollout``: Abnar & Zuidema (2020). Per layer: heads averaged, identity added, rows
   renormalised; multiplied through the wav2vec2 layers (frames only; head tokens attend to
   themselves there) and then the Conformer layers (K head tokens + F frames). The map is the head

@@ -31,8 +31,12 @@ held-out voices worse, from Gabor filters it fitted the training voices best and
 worst (test EER 20.8 % and 22.2 %, against 14.9 % at 25 ms; CPU, 20 epochs), so the defaults stay
 wav2vec2's. ``DetectorConfig.spectral_window`` takes the other road: a fixed (not learned) log
 spectrum of a long window per frame, added to the feature encoder's output through a learned linear
-map (``SpectralInput``), as the linear probe reads it. Its utterance mean per bin is removed, so every
-frame's local representation then depends on the whole clip, as it does under group norm.
+map (``SpectralInput``), close to what the probe reads (the probe standardises each bin over the
+whole training set; here each clip's own mean per bin is removed). That mean makes every frame's local
+representation depend on the whole clip, as group norm already does, and makes the spectral path
+blind to a global gain, with group norm's consequence for Integrated Gradients from silence (next
+paragraph). Per-sample attributions are still pooled over the conv field (``frame_windows``), although
+frame k's spectral window reaches ``spectral_window / 2`` samples either side of the field's centre.
 
 Level: the model never standardises the waveform (XLS-R's processor would, with ``do_normalize``).
 The default encoder norm is XLS-R's (layer norm over channels in every convolution, with biases,
@@ -155,9 +159,10 @@ class DetectorConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r}: use true or false")
         if isinstance(self.spectral_window, bool) or not isinstance(self.spectral_window, int) \
-                or not (self.spectral_window == 0 or self.spectral_window >= 2 * CONV_STRIDES[0]):
+                or not (self.spectral_window == 0 or self.spectral_window >= math.prod(CONV_STRIDES)):
             raise ConfigError(f"spectral_window={self.spectral_window!r}: use 0 (no spectral input) or a window "
-                              f"length in samples of at least {2 * CONV_STRIDES[0]}, e.g. 1024 (64 ms at 16 kHz)")
+                              f"length in samples of at least the {math.prod(CONV_STRIDES)}-sample hop (a shorter one "
+                              f"skips samples between frames), e.g. 1024 (64 ms at 16 kHz)")
         if self.hidden_size % self.num_heads or self.hidden_size % 4:
             raise ConfigError(f"hidden_size={self.hidden_size} must divide by num_heads={self.num_heads} and by 4 "
                               f"(the positional convolution's groups)")
@@ -276,7 +281,7 @@ class SpoofDetector(nn.Module):
     def from_pretrained(cls, path: str | os.PathLike[str], **config) -> SpoofDetector:
         """A local wav2vec2/XLS-R folder (``config.json`` + weights) under a new Conformer head; never downloads.
 
-        ``config``: ``DetectorConfig`` fields of the head (Conformer, dropout, sample rate,
+        ``config``: ``DetectorConfig`` fields of the head (Conformer, dropout, sample rate, ``spectral_window``,
         ``centre_frames``); the encoder fields come from the checkpoint. Masking and layer drop are turned off in the loaded encoder.
         """
         path = Path(path)
@@ -366,7 +371,9 @@ class SpoofDetector(nn.Module):
         ``features``: the convolutional feature encoder's output after its layer norm (wav2vec2's local
         representation z: one receptive field per frame, 400 samples (25 ms) by default, nothing from
         the rest of the clip with the ``layer`` norm; the ``group`` norm normalises each first-layer
-        channel over the whole clip, so there the clip's statistics enter every frame);
+        channel over the whole clip, so there the clip's statistics enter every frame; with
+        ``spectral_window``, z also holds the frame's projected log spectrum, whose window is
+        ``spectral_window`` samples and whose per-bin mean is the clip's);
         ``context``: the last transformer layer (wav2vec2's contextual representation c, what
         ``embeddings`` returns: every frame has seen the whole clip).
         """

@@ -394,7 +394,7 @@ def test_the_spectral_input_starts_at_zero_and_reads_a_centred_log_spectrum_per_
     reference = reference - reference.mean(dim=1, keepdim=True)
     assert logs.shape == (2, 24, 513) and torch.allclose(logs.double(), reference, atol=2e-3)
     tone = 1e-3 * x[:1].clone()
-    tone[0, 3000:6000] += torch.sin(2 * math.pi * 1000 * torch.arange(3000) / 16000)  # a 1 kHz burst in frames 8 to 16
+    tone[0, 3000:6000] += torch.sin(2 * math.pi * 1000 * torch.arange(3000) / 16000)  # a 1 kHz burst, frames 9 to 18
     assert spectral.spectral.log_spectra(tone, 24)[0, 12].argmax() == 64  # bin 1000 / (16000 / 1024)
     # the utterance mean per bin cancels a global gain (as group norm does)
     assert (spectral.spectral.log_spectra(x, 24) - spectral.spectral.log_spectra(4 * x, 24)).abs().max() < 1e-3
@@ -407,9 +407,24 @@ def test_the_spectral_input_starts_at_zero_and_reads_a_centred_log_spectrum_per_
     grad_x = x.clone().requires_grad_(True)
     spectral(grad_x).sum().backward()  # eval mode, as the explainers take it
     assert spectral.spectral.projection.weight.grad.abs().sum() > 0 and grad_x.grad.abs().sum() > 0
-    for bad in (True, 5, -1, 1.5, "1024"):
+    for bad in (True, 5, 319, -1, 1.5, "1024"):
         with pytest.raises(ConfigError, match="spectral_window"):
             DetectorConfig(spectral_window=bad)
+
+
+@pytest.mark.parametrize("changes", [{}, {"centre_frames": True}, {"first_conv_kernel": 634, "centre_frames": True}])
+def test_each_spectral_window_is_centred_on_its_frames_receptive_field(changes):
+    detector = tiny_detector(spectral_window=640, **changes)
+    samples = 8000
+    centres = detector.frame_centres(samples)  # in samples of the unpadded waveform
+    k = 10
+    for offset, inside in ((-319, True), (319, True), (-321, False), (321, False)):  # the window is 640 samples
+        x = torch.zeros(1, samples)
+        x[0, int(round(float(centres[k]) + offset))] = 1.0
+        padded = torch.nn.functional.pad(x, detector.frame_padding)  # what the encoder (and the hook) reads
+        spectra = detector.spectral.log_spectra(padded, detector.frame_count(samples))
+        # a frame that sees only zeros sits at the floor; the per-bin mean shifts every frame alike
+        assert bool((spectra[0, k] > spectra[0, k + 5]).all()) == inside, (changes, offset)
 
 
 def test_a_spectral_detector_loads_back_as_itself_and_older_records_have_none(tmp_path):
