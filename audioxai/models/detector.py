@@ -37,6 +37,9 @@ representation depend on the whole clip, as group norm already does, and makes t
 blind to a global gain, with group norm's consequence for Integrated Gradients from silence (next
 paragraph). Per-sample attributions are still pooled over the conv field (``frame_windows``), although
 frame k's spectral window reaches ``spectral_window / 2`` samples either side of the field's centre.
+In chapter 3's full run (CPU, 99 voices, 40 epochs, seed 0), ``spectral_window=1024`` lowered the
+test EER from 9.4 % to 3.1 % (mel-vocoder partial spoofs 16.9 % to 7.8 %), and raised it on the unseen
+Klatt spoofs from 23.5 % to 38.8 %.
 
 Level: the model never standardises the waveform (XLS-R's processor would, with ``do_normalize``).
 The default encoder norm is XLS-R's (layer norm over channels in every convolution, with biases,
