@@ -67,6 +67,8 @@ def main() -> None:
                         help="start the first convolution as mel-spaced Gabor filters (filterbank_init)")
     parser.add_argument("--spectral", type=int, default=0,
                         help="window in samples of the fixed log-spectrum input (spectral_window; 0: none, 1024: 64 ms)")
+    parser.add_argument("--spectral-norm", choices=("utterance", "dataset"), default="utterance",
+                        help="centre the spectral input per bin by each clip's mean or the training frames' statistics")
     parser.add_argument("--build-only", action="store_true", help="build (or find) the corpus, then stop")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep each size's avg_5_best.pth in KEEP/<size>_e<epochs>_snr<low>-<high>/ "
@@ -78,7 +80,7 @@ def main() -> None:
                              device=args.device, detector_epochs=args.epochs, detector_lr=args.lr,
                              detector_noise_snr_db=list(args.snr), detector_speed_factors=list(args.speed),
                              centre_frames=args.centre, filterbank_init=args.gabor,
-                             spectral_window=args.spectral)
+                             spectral_window=args.spectral, spectral_norm=args.spectral_norm)
     start = time.perf_counter()
     data = study.load_study_data(base)
     print(f"corpus ready in {time.perf_counter() - start:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in data.items()),
@@ -89,12 +91,12 @@ def main() -> None:
     for hidden, conv, blocks, first in sizes:
         cfg = replace(base, hidden_size=hidden, conv_channels=conv, conformer_layers=blocks, first_conv_kernel=first)
         print(f"== size hidden {hidden}, conv {conv}, conformer {blocks}, first kernel {first}, "
-              f"centred {args.centre}, Gabor init {args.gabor}, spectral window {args.spectral}, {args.epochs} epochs, lr {args.lr}, "
+              f"centred {args.centre}, Gabor init {args.gabor}, spectral window {args.spectral} ({args.spectral_norm}), {args.epochs} epochs, lr {args.lr}, "
               f"noise SNR {args.snr[0]:g}-{args.snr[1]:g} dB, speed {args.speed}", flush=True)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
             speed = "" if args.speed == [1.0] else "_speed" + "-".join(f"{f:g}" for f in args.speed)
-            shape = f"{hidden}x{conv}x{blocks}" + (f"k{first}" if first != CONV_KERNELS[0] else "") + ("c" if args.centre else "") + ("g" if args.gabor else "") + (f"s{args.spectral}" if args.spectral else "")
+            shape = f"{hidden}x{conv}x{blocks}" + (f"k{first}" if first != CONV_KERNELS[0] else "") + ("c" if args.centre else "") + ("g" if args.gabor else "") + (f"s{args.spectral}" + ("d" if args.spectral_norm == "dataset" else "") if args.spectral else "")
             folder = (args.keep / f"{shape}_e{args.epochs}_snr{args.snr[0]:g}-{args.snr[1]:g}{speed}"
                       if args.keep else Path(scratch))
             detector, history = study.train_detector_stage(data, cfg, folder)
@@ -106,7 +108,7 @@ def main() -> None:
                    for split, part in table.groupby("split")}
         row = {"hidden": hidden, "conv": conv, "conformer": blocks, "first_conv_kernel": first,
                "centre_frames": args.centre, "filterbank_init": args.gabor,
-               "spectral_window": args.spectral, "epochs": args.epochs, "lr": args.lr,
+               "spectral_window": args.spectral, "spectral_norm": args.spectral_norm, "epochs": args.epochs, "lr": args.lr,
                "snr_db": list(args.snr), "speed_factors": list(args.speed),
                "parameters": sum(p.numel() for p in detector.parameters()),
                "seconds_per_epoch": round(seconds / args.epochs, 2),

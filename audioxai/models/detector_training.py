@@ -151,11 +151,16 @@ def rank_epochs(val_eer: list[float], val_loss: list[float], keep_best: int) -> 
 
 
 def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Parameter-wise mean of ``states`` (float tensors); other tensors (integer buffers) from ``states[0]``."""
+    """Parameter-wise mean of ``states`` (float tensors); other tensors (integer buffers), and float tensors
+    equal in every state, from ``states[0]`` unchanged."""
     if not states:
         raise ConfigError("average_state_dicts needs at least one state dict")
-    return {key: (torch.stack([s[key] for s in states]).mean(dim=0) if value.is_floating_point() else value.clone())
-            for key, value in states[0].items()}
+    def mean(key: str, value: torch.Tensor) -> torch.Tensor:
+        if not value.is_floating_point() or all(torch.equal(value, s[key]) for s in states[1:]):
+            return value.clone()  # integer buffers, and values every state shares (fitted statistics), exactly
+        return torch.stack([s[key] for s in states]).mean(dim=0)
+
+    return {key: mean(key, value) for key, value in states[0].items()}
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -223,11 +228,16 @@ def train_detector(model: SpoofDetector, train: tuple[torch.Tensor, torch.Tensor
         The history. The model ends on the device, in eval mode, holding the averaged weights, which
         are saved to ``checkpoint_dir/avg_<keep_best>_best.pth`` (``avg_5_best.pth`` by default) with
         ``describe()``, the averaged epochs and their val EERs in the metadata. With fewer epochs than
-        ``keep_best``, every epoch is averaged and the metadata says so.
+        ``keep_best``, every epoch is averaged and the metadata says so. A spectral input with
+        ``spectral_norm='dataset'`` that is not yet fitted gets its per-bin statistics from the
+        training clips (before augmentation) first; they are saved with the weights.
     """
     (x_train, y_train), (x_val, y_val) = _check_split(train, "train"), _check_split(val, "val")
     device = resolve_device(config.device)
     generator = seed_everything(config.seed)
+    if model.spectral is not None and not model.spectral.fitted:
+        model.fit_spectral_norm(x_train)  # the dataset norm's per-bin statistics, from the clean training clips
+        logger.info("spectral input: per-bin statistics fitted on %d training frames", int(model.spectral.fitted_frames))
     model.to(device)
     counts = torch.bincount(y_train, minlength=2).float()
     weight = (len(y_train) / (2 * counts)).to(device) if config.class_balanced else None

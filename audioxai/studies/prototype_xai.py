@@ -62,6 +62,9 @@ class PrototypeStudyConfig:
         spectral_window: 0, or the window in samples of the fixed log-spectrum input added to the
             feature encoder's output (``DetectorConfig.spectral_window``; 1024 is the mel vocoder's
             own 64 ms frame). Applies with ``encoder_checkpoint`` too.
+        spectral_norm: how that input is centred per bin, ``dataset`` (standardised with the training
+            frames' statistics) or ``utterance`` (less each clip's mean, which cancels what a fully
+            spoofed clip carries in every frame; ``DetectorConfig.spectral_norm``).
         centre_frames: centre each frame's receptive field on its 20 ms label frame by padding the
             waveform (``DetectorConfig.centre_frames``).
         encoder_checkpoint: a local wav2vec2/XLS-R folder (``config.json`` and weights, e.g. XLS-R 300M);
@@ -93,6 +96,7 @@ class PrototypeStudyConfig:
     filterbank_init: bool = False
     centre_frames: bool = False
     spectral_window: int = 0
+    spectral_norm: str = "utterance"
     conformer_layers: int = 2
     encoder_checkpoint: str | None = None
     detector_epochs: int = 20
@@ -133,13 +137,13 @@ def train_detector_stage(data: dict[str, SpoofSet], cfg: PrototypeStudyConfig,
                            ", ".join(ignored))
         model = SpoofDetector.from_pretrained(Path(cfg.encoder_checkpoint).expanduser(),
                                               conformer_layers=cfg.conformer_layers, centre_frames=cfg.centre_frames,
-                                              spectral_window=cfg.spectral_window)
+                                              spectral_window=cfg.spectral_window, spectral_norm=cfg.spectral_norm)
     else:
         model = SpoofDetector(DetectorConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                                              conv_channels=cfg.conv_channels, feat_extract_norm=cfg.encoder_norm,
                                              first_conv_kernel=cfg.first_conv_kernel, centre_frames=cfg.centre_frames,
                                              filterbank_init=cfg.filterbank_init,
-                                             spectral_window=cfg.spectral_window,
+                                             spectral_window=cfg.spectral_window, spectral_norm=cfg.spectral_norm,
                                              conformer_layers=cfg.conformer_layers))
     history = train_detector(model, (data["train"].waveform, data["train"].labels),
                              (data["val"].waveform, data["val"].labels),

@@ -222,6 +222,8 @@ def test_averaging_means_float_tensors_and_takes_integer_buffers_from_the_best()
     b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(9)}
     avg = average_state_dicts([a, b])
     assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and int(avg["n"]) == 7
+    shared = torch.randn(513, generator=torch.Generator().manual_seed(0)) * 3  # a plain mean moves some in the last bit
+    assert torch.equal(average_state_dicts([{"m": shared.clone()} for _ in range(5)])["m"], shared)
 
 
 def toy_split(n: int, seed: int, samples: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -442,6 +444,66 @@ def test_a_spectral_detector_loads_back_as_itself_and_older_records_have_none(tm
     assert load_detector(tmp_path / "old.pth").spectral is None
     with pytest.raises(ConfigError, match="does not fit the spoof detector"):
         load_detector(tmp_path / "old.pth", DetectorConfig(**{**TINY.__dict__, "spectral_window": 640}))
+
+
+def test_the_dataset_norm_standardises_each_bin_with_the_training_frames_statistics():
+    detector = tiny_detector(spectral_window=640, spectral_norm="dataset")
+    spectral = detector.spectral
+    g = torch.Generator().manual_seed(4)
+    train = torch.randn(5, 4800, generator=g) * torch.linspace(0.05, 0.5, 5)[:, None]
+    x = torch.randn(2, 4800, generator=g) * 0.1
+    assert not spectral.fitted
+    with pytest.raises(ConfigError, match="fit_spectral_norm"):
+        detector(x)
+    assert detector.fit_spectral_norm(train, batch_size=2) and spectral.fitted
+    frames = detector.frame_count(4800)
+    assert int(spectral.fitted_frames) == 5 * frames
+    # float64 reference: every frame's Hann-windowed log magnitude, pooled over the training clips
+    hann = torch.hann_window(640, dtype=torch.float64)
+    padded = torch.nn.functional.pad(train.double(), (320, 320))
+    start = (detector.receptive_field - 1) // 2
+    ref = torch.stack([torch.fft.rfft(padded[:, start + 320 * k:start + 320 * k + 640] * hann).abs().clamp_min(1e-5).log()
+                       for k in range(frames)], dim=1).reshape(-1, 321)
+    assert torch.allclose(spectral.bin_mean.double(), ref.mean(0), atol=1e-4)
+    assert torch.allclose(spectral.bin_std.double(), ref.std(0).clamp_min(1e-3), atol=1e-4)
+    z = spectral.log_spectra(train, frames).reshape(-1, 321)
+    assert z.mean(0).abs().max() < 1e-3 and (z.std(0) - 1).abs().max() < 1e-3
+    # unlike the utterance norm, a frame's input depends on its own window only, and a gain shows
+    changed = x.clone()
+    changed[:, 3200:] = 0.0  # frames whose windows end before sample 3200 must not move
+    early = [k for k in range(frames) if start + 320 * k + 320 <= 3200]
+    assert len(early) >= 3
+    assert torch.allclose(spectral.log_spectra(changed, frames)[:, early], spectral.log_spectra(x, frames)[:, early])
+    utterance = tiny_detector(spectral_window=640).spectral
+    assert not torch.allclose(utterance.log_spectra(changed, frames)[:, early], utterance.log_spectra(x, frames)[:, early])
+    shift = spectral.log_spectra(4 * x, frames) - spectral.log_spectra(x, frames)
+    assert torch.allclose(shift, math.log(4) / spectral.bin_std.expand_as(shift), atol=1e-3)
+    assert not tiny_detector(spectral_window=640).fit_spectral_norm(train) and not tiny_detector().fit_spectral_norm(train)
+    with pytest.raises(ConfigError, match="only 'dataset'"):
+        utterance.fit(train, frames)
+    with pytest.raises(ConfigError, match="spectral_norm"):
+        DetectorConfig(spectral_norm="clip")
+
+
+def test_training_fits_the_dataset_norm_first_and_the_checkpoint_keeps_it(tmp_path):
+    train, val = toy_split(16, 0), toy_split(8, 1)
+    model = tiny_detector(seed=5, spectral_window=640, spectral_norm="dataset")
+    config = DetectorTrainConfig(num_epochs=2, lr=3e-3, batch_size=4, device="cpu", seed=3, keep_best=2)
+    history = train_detector(model, train, val, config, tmp_path)
+    reference = tiny_detector(spectral_window=640, spectral_norm="dataset")
+    reference.fit_spectral_norm(train[0])  # from the clean clips, not the augmented batches
+    assert torch.equal(model.spectral.bin_mean, reference.spectral.bin_mean)
+    assert torch.equal(model.spectral.bin_std, reference.spectral.bin_std)
+    loaded = load_detector(history.checkpoint_path)
+    assert loaded.config.spectral_norm == "dataset" and loaded.spectral.fitted
+    assert torch.equal(loaded.spectral.bin_mean, reference.spectral.bin_mean)  # averaging keeps shared values exact
+    assert int(loaded.spectral.fitted_frames) == 16 * model.frame_count(4000)
+    x = val[0][:3]
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model.cpu().eval()(x), atol=1e-5)
+    # a detector built with the utterance norm does not take these weights
+    with pytest.raises(ConfigError, match="does not fit the spoof detector"):
+        load_detector(history.checkpoint_path, DetectorConfig(**{**TINY.__dict__, "spectral_window": 640}))
 
 
 def test_freeze_turns_off_gradients_and_training():
