@@ -108,7 +108,7 @@ def main() -> None:
                    for split, part in table.groupby("split")}
         row = {"hidden": hidden, "conv": conv, "conformer": blocks, "first_conv_kernel": first,
                "centre_frames": args.centre, "filterbank_init": args.gabor,
-               "spectral_window": args.spectral, "spectral_norm": args.spectral_norm, "epochs": args.epochs, "lr": args.lr,
+               "spectral_window": args.spectral, "spectral_norm": args.spectral_norm if args.spectral else None, "epochs": args.epochs, "lr": args.lr,
                "snr_db": list(args.snr), "speed_factors": list(args.speed),
                "parameters": sum(p.numel() for p in detector.parameters()),
                "seconds_per_epoch": round(seconds / args.epochs, 2),

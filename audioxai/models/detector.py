@@ -33,13 +33,14 @@ wav2vec2's. ``DetectorConfig.spectral_window`` takes the other road: a fixed (no
 spectrum of a long window per frame, added to the feature encoder's output through a learned linear
 map (``SpectralInput``). ``DetectorConfig.spectral_norm`` says how each bin is centred:
 ``"dataset"`` standardises it with the mean and standard deviation over the training clips' frames,
-fitted once before training and kept in the checkpoint (what the probe reads), so a frame's spectral
-input depends on that frame's window alone; ``"utterance"`` removes each clip's own mean per bin, which
+fitted once before training and kept in the checkpoint (close to what the probe reads; it
+standardises speech frames only), so a frame's spectral input depends on that frame's window alone; ``"utterance"`` removes each clip's own mean per bin, which
 makes every frame's local representation depend on the whole clip, as group norm already does, and
 makes the spectral path blind to a global gain, with group norm's consequence for Integrated
 Gradients from silence (next paragraph). The clip mean also removes whatever a fully spoofed clip
 carries in every frame: in chapter 3's full run a linear probe trained on the true frame labels read
-the spoofed frames from z with AUC 0.68 under ``"utterance"``, against 0.83 without the spectral input. Per-sample attributions are still pooled over the conv field (``frame_windows``), although
+the spoofed frames from z with AUC 0.68 under ``"utterance"``, against 0.83 without the spectral
+input. Per-sample attributions are still pooled over the conv field (``frame_windows``), although
 frame k's spectral window reaches ``spectral_window / 2`` samples either side of the field's centre.
 In chapter 3's full run (CPU, 99 voices, 40 epochs, seed 0), ``spectral_window=1024`` with the
 utterance norm lowered the test EER from 9.4 % to 3.1 % (mel-vocoder partial spoofs 16.9 % to 7.8 %),
@@ -117,9 +118,9 @@ class DetectorConfig:
             sample ``hop k``, so its centre lies ``(field - hop) / 2`` samples after the label frame's.
         spectral_window: 0 (off) or a window length in samples (1024: 64 ms) of a fixed spectral input
             added to the feature encoder's output (``SpectralInput``): per frame, the log magnitude
-            spectrum of a Hann window of this length centred on the frame's receptive field, less its
-            centred per bin (``spectral_norm``), linearly projected to the conv channels
-            (zero-initialised, so the detector starts as plain wav2vec2). It gives every frame the frequency resolution that
+            spectrum of a Hann window of this length centred on the frame's receptive field, centred
+            per bin (``spectral_norm``), linearly projected to the conv channels (zero-initialised,
+            so the detector starts as plain wav2vec2). It gives every frame the frequency resolution that
             resolves harmonics smeared within mel bands (see the module note) without learning the
             filters, which fitted the training voices when they were learned. Both wav2vec2 layers
             (``features`` z and ``context`` c) then carry it. Works on a pretrained encoder too.
@@ -128,6 +129,7 @@ class DetectorConfig:
             fully spoofed clip's common trace cancels) or ``"dataset"`` (standardised with the mean
             and standard deviation over the training frames, ``SpoofDetector.fit_spectral_norm``,
             which ``train_detector`` calls before the first epoch; they are saved with the weights).
+            Without ``spectral_window`` it has no effect.
         conformer_dim: width of the Conformer (TCM: 128 or 144); the encoder frames are projected to it.
         num_head_tokens: learnable tokens prepended to the frames, one per Conformer head.
         conformer_layers: Conformer blocks.
@@ -245,6 +247,7 @@ class SpectralInput(nn.Module):
             self.register_buffer("bin_mean", torch.zeros(bins))
             self.register_buffer("bin_std", torch.ones(bins))
             self.register_buffer("fitted_frames", torch.zeros((), dtype=torch.long))
+        self._fitted = norm != "dataset"  # mirrors fitted_frames > 0 without a device sync per forward
         self.projection = nn.Linear(self.window // 2 + 1, channels)
         nn.init.zeros_(self.projection.weight)
         nn.init.zeros_(self.projection.bias)
@@ -252,7 +255,12 @@ class SpectralInput(nn.Module):
     @property
     def fitted(self) -> bool:
         """Whether the per-bin statistics are set (always true for the utterance norm)."""
-        return self.norm != "dataset" or int(self.fitted_frames) > 0
+        return self._fitted
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.norm == "dataset":
+            self._fitted = int(self.fitted_frames) > 0
 
     def raw_log_spectra(self, waveform: torch.Tensor, num_frames: int) -> torch.Tensor:
         """``(B, num_frames, window // 2 + 1)`` log magnitudes of each frame's window, before centring."""
@@ -277,8 +285,11 @@ class SpectralInput(nn.Module):
 
     @torch.no_grad()
     def fit(self, waveform: torch.Tensor, num_frames: int, batch_size: int = 64, min_std: float = 1e-3) -> None:
-        """Set ``bin_mean`` and ``bin_std`` from every frame of ``waveform`` ``(N, T)`` (float64 sums).
+        """Set ``bin_mean`` and ``bin_std`` from the first ``num_frames`` frames of each clip (float64 sums).
 
+        ``waveform`` ``(N, T)`` must be what the feature encoder reads (already padded under
+        ``centre_frames``) and ``num_frames`` its frame count, or the statistics describe windows the
+        model never sees: call ``SpoofDetector.fit_spectral_norm`` on the raw clips instead.
         ``min_std`` floors the standard deviation of a bin that barely varies. Only for the dataset norm.
         """
         if self.norm != "dataset":
@@ -302,6 +313,7 @@ class SpectralInput(nn.Module):
         self.bin_mean.copy_(mean.to(self.bin_mean.dtype))
         self.bin_std.copy_(variance.sqrt().clamp_min(min_std).to(self.bin_std.dtype))
         self.fitted_frames.fill_(count)
+        self._fitted = True
 
     def forward(self, waveform: torch.Tensor, num_frames: int) -> torch.Tensor:
         """``(B, channels, num_frames)``, to add to the feature encoder's output."""
@@ -574,6 +586,11 @@ def load_detector(path: str | os.PathLike[str], config: DetectorConfig | None = 
         model = SpoofDetector(load_config(DetectorConfig, meta["detector"]), Wav2Vec2Model(encoder_config))
     differs = _state_mismatch(model.state_dict(), state)
     if differs:
+        norm_keys = {f"spectral.{name}" for name in ("bin_mean", "bin_std", "fitted_frames")}
+        if model.spectral is not None and (norm_keys & set(state)) != (norm_keys & set(model.state_dict())):
+            trained = "dataset" if norm_keys & set(state) else "utterance"
+            differs += (f"; the checkpoint's spectral input was trained with spectral_norm={trained!r}: "
+                        f"pass that in the DetectorConfig")
         raise ConfigError(f"checkpoint {path} does not fit the spoof detector: {differs}")
     model.load_state_dict(state)
     return model.eval()

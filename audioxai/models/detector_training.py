@@ -235,10 +235,15 @@ def train_detector(model: SpoofDetector, train: tuple[torch.Tensor, torch.Tensor
     (x_train, y_train), (x_val, y_val) = _check_split(train, "train"), _check_split(val, "val")
     device = resolve_device(config.device)
     generator = seed_everything(config.seed)
-    if model.spectral is not None and not model.spectral.fitted:
-        model.fit_spectral_norm(x_train)  # the dataset norm's per-bin statistics, from the clean training clips
-        logger.info("spectral input: per-bin statistics fitted on %d training frames", int(model.spectral.fitted_frames))
     model.to(device)
+    if model.spectral is not None and model.spectral.norm == "dataset":
+        if not model.spectral.fitted:  # the per-bin statistics, from the clean training clips
+            model.fit_spectral_norm(x_train)
+            logger.info("spectral input: per-bin statistics fitted on %d training frames",
+                        int(model.spectral.fitted_frames))
+        else:
+            logger.info("spectral input: keeping the per-bin statistics the model holds (%d frames)",
+                        int(model.spectral.fitted_frames))
     counts = torch.bincount(y_train, minlength=2).float()
     weight = (len(y_train) / (2 * counts)).to(device) if config.class_balanced else None
     encoder = {id(p) for p in model.encoder.parameters()}

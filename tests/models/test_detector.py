@@ -442,6 +442,13 @@ def test_a_spectral_detector_loads_back_as_itself_and_older_records_have_none(tm
     del meta["detector"]["spectral_window"]  # checkpoints from before the field
     save_checkpoint(tmp_path / "old.pth", plain, meta)
     assert load_detector(tmp_path / "old.pth").spectral is None
+    meta = model.describe()
+    del meta["detector"]["spectral_norm"]  # spectral checkpoints from before the norm was a choice
+    save_checkpoint(tmp_path / "old_spectral.pth", model, meta)
+    older = load_detector(tmp_path / "old_spectral.pth")
+    assert older.config.spectral_norm == "utterance" and older.spectral.fitted
+    with torch.no_grad():
+        assert torch.allclose(older(x), model(x), atol=1e-6)
     with pytest.raises(ConfigError, match="does not fit the spoof detector"):
         load_detector(tmp_path / "old.pth", DetectorConfig(**{**TINY.__dict__, "spectral_window": 640}))
 
@@ -488,7 +495,7 @@ def test_the_dataset_norm_standardises_each_bin_with_the_training_frames_statist
 def test_training_fits_the_dataset_norm_first_and_the_checkpoint_keeps_it(tmp_path):
     train, val = toy_split(16, 0), toy_split(8, 1)
     model = tiny_detector(seed=5, spectral_window=640, spectral_norm="dataset")
-    config = DetectorTrainConfig(num_epochs=2, lr=3e-3, batch_size=4, device="cpu", seed=3, keep_best=2)
+    config = DetectorTrainConfig(num_epochs=3, lr=3e-3, batch_size=4, device="cpu", seed=3, keep_best=3)
     history = train_detector(model, train, val, config, tmp_path)
     reference = tiny_detector(spectral_window=640, spectral_norm="dataset")
     reference.fit_spectral_norm(train[0])  # from the clean clips, not the augmented batches
@@ -501,9 +508,33 @@ def test_training_fits_the_dataset_norm_first_and_the_checkpoint_keeps_it(tmp_pa
     x = val[0][:3]
     with torch.no_grad():
         assert torch.allclose(loaded(x), model.cpu().eval()(x), atol=1e-5)
-    # a detector built with the utterance norm does not take these weights
-    with pytest.raises(ConfigError, match="does not fit the spoof detector"):
+    # a detector built with the utterance norm does not take these weights, and the message says which norm
+    with pytest.raises(ConfigError, match="trained with spectral_norm='dataset'"):
         load_detector(history.checkpoint_path, DetectorConfig(**{**TINY.__dict__, "spectral_window": 640}))
+    fresh = tiny_detector(spectral_window=640, spectral_norm="dataset")
+    assert not fresh.spectral.fitted
+    fresh.load_state_dict(loaded.state_dict())  # loading the statistics marks them fitted
+    assert fresh.spectral.fitted
+
+
+def test_the_dataset_norm_is_fitted_on_the_windows_the_encoder_reads_under_centre_frames():
+    detector = tiny_detector(spectral_window=1024, spectral_norm="dataset", centre_frames=True, first_conv_kernel=634)
+    assert detector.frame_padding[0] > 0
+    g = torch.Generator().manual_seed(1)
+    clips = torch.randn(4, 6400, generator=g) * torch.tensor([0.02, 0.1, 0.3, 0.05])[:, None]
+    clips[:, :1600] *= torch.linspace(0, 1, 1600)  # a fade-in, so the padded ends differ from the middle
+    detector.fit_spectral_norm(clips)
+    seen = []
+    hook = detector.encoder.feature_extractor.register_forward_hook(
+        lambda module, args, output: seen.append(detector.spectral.log_spectra(args[0], output.shape[-1])))
+    try:
+        with torch.no_grad():
+            detector(clips)
+    finally:
+        hook.remove()
+    z = seen[0].reshape(-1, 513)
+    assert len(seen[0][0]) == detector.frame_count(6400) == 20
+    assert z.mean(0).abs().max() < 1e-4 and (z.std(0) - 1).abs().max() < 1e-4
 
 
 def test_freeze_turns_off_gradients_and_training():
