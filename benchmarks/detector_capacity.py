@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from audioxai.errors import ConfigError
-from audioxai.models.detector import CONV_KERNELS, CONV_STRIDES
+from audioxai.models.detector import CONV_KERNELS, CONV_STRIDES, SPECTRAL_NORMS
 from audioxai.studies import prototype_xai as study
 
 
@@ -67,7 +67,7 @@ def main() -> None:
                         help="start the first convolution as mel-spaced Gabor filters (filterbank_init)")
     parser.add_argument("--spectral", type=int, default=0,
                         help="window in samples of the fixed log-spectrum input (spectral_window; 0: none, 1024: 64 ms)")
-    parser.add_argument("--spectral-norm", choices=("utterance", "dataset"), default="utterance",
+    parser.add_argument("--spectral-norm", choices=SPECTRAL_NORMS, default="utterance",
                         help="centre the spectral input per bin by each clip's mean or the training frames' statistics")
     parser.add_argument("--build-only", action="store_true", help="build (or find) the corpus, then stop")
     parser.add_argument("--keep", type=Path, default=None,

@@ -366,10 +366,7 @@ class SpoofDetector(nn.Module):
         """
         if self.spectral is None or self.spectral.norm != "dataset":
             return False
-        x = self.check_waveform(waveform)
-        if any(self.frame_padding):
-            x = F.pad(x, self.frame_padding)
-        self.spectral.fit(x, self.frame_count(waveform.shape[-1]), batch_size=batch_size)
+        self.spectral.fit(self._encoder_input(waveform), self.frame_count(waveform.shape[-1]), batch_size=batch_size)
         return True
 
     @classmethod
@@ -432,12 +429,14 @@ class SpoofDetector(nn.Module):
         """``(B, T)`` per-sample values summed over each frame's receptive field, ``(B, F)`` (the padding adds 0)."""
         return F.pad(values, self.frame_padding).unfold(1, self.receptive_field, self.hop_length).sum(dim=-1)
 
+    def _encoder_input(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The checked waveform, padded as the encoder reads it (``centre_frames``)."""
+        x = self.check_waveform(waveform)
+        return F.pad(x, self.frame_padding) if any(self.frame_padding) else x
+
     def _encode(self, waveform: torch.Tensor, **kwargs):
         """The encoder's outputs on the checked, padded (``centre_frames``) waveform."""
-        x = self.check_waveform(waveform)
-        if any(self.frame_padding):
-            x = F.pad(x, self.frame_padding)
-        return self.encoder(x, **kwargs)
+        return self.encoder(self._encoder_input(waveform), **kwargs)
 
     def check_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
         """``waveform`` if it is a finite float ``(B, T)`` tensor of at least one frame, else a ConfigError."""
