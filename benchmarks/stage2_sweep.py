@@ -9,7 +9,8 @@ line per run as it finishes, a table of means per rate and mode, and, as the las
 
 Run: ``OMP_NUM_THREADS=2 .venv/bin/python benchmarks/stage2_sweep.py
 --checkpoint checkpoints/full/03_prototype_xai/avg_5_best.pth [--lrs 1e-3 5e-5] [--modes ema fixed learnable]
-[--seeds 0 1 2] [--voices 99] [--utterances 40] [--epochs 30] [--ema-init batch] [--device auto]`` (the corpus must be the one
+[--seeds 0 1 2] [--voices 99] [--utterances 40] [--epochs 30] [--ema-init batch] [--ema-target importance]
+[--device auto]`` (the corpus must be the one
 the detector was trained on: the same voices, utterances and seed; about 2 minutes per run on a 2-core CPU).
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from audioxai.errors import ConfigError
-from audioxai.explain.prototypes import EMA_INITS, PROTOTYPE_MODES, nondegenerate_share
+from audioxai.explain.prototypes import EMA_INITS, EMA_TARGETS, PROTOTYPE_MODES, nondegenerate_share
 from audioxai.metrics.detection import frame_auc, frame_eer
 from audioxai.models.detector import load_detector
 from audioxai.runtime import resolve_device
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--ema-init", choices=EMA_INITS, default=None,
                         help="where the ema prototypes start (model.ema_init; default: configs/xai_stage2.yaml's)")
+    parser.add_argument("--ema-target", choices=EMA_TARGETS, default=None,
+                        help="what the ema prototypes move towards (model.ema_target; default: configs/xai_stage2.yaml's)")
     args = parser.parse_args()
     if unknown := set(args.modes) - set(PROTOTYPE_MODES):
         raise ConfigError(f"--modes {sorted(unknown)}: choose from {', '.join(PROTOTYPE_MODES)}")
@@ -63,12 +66,12 @@ def main() -> None:
     dims = study.stage2_layer_dims(detector)
     truth = study.frame_truth(detector, data["test"])["labels"]
     partial = truth.any(dim=1) & ~truth.all(dim=1)
+    overrides = {key: value for key, value in (("ema_init", args.ema_init), ("ema_target", args.ema_target)) if value}
     rows = []
     for lr in args.lrs:
         cfg = replace(base, stage2_lr=lr)
         for mode in args.modes:
-            runs = study.train_explainers(embeddings, cfg, dims, modes=(mode,),
-                                          model={"ema_init": args.ema_init} if args.ema_init else None)
+            runs = study.train_explainers(embeddings, cfg, dims, modes=(mode,), model=overrides or None)
             for (_, seed), (explainer, history) in runs.items():
                 w = study.prototype_maps(explainer, embeddings["test"][0])
                 row = {"lr": lr, "mode": mode, "seed": seed, "best_epoch": history.best_epoch,
@@ -85,6 +88,7 @@ def main() -> None:
     print(summary.round(4).to_string())
     print(json.dumps({"checkpoint": str(args.checkpoint), "device": str(device), "seeds": args.seeds,
                       "ema_init": args.ema_init or study.load_stage2_config().model.ema_init,
+                      "ema_target": args.ema_target or study.load_stage2_config().model.ema_target,
                       "runs": [_rounded(r) for r in rows]}))
 
 

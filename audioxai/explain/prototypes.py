@@ -60,10 +60,15 @@ Prototype modes (``PrototypeManager``):
 - ``ema`` (default): started from the global class means as ``fixed`` (``ema_init = "class_means"``,
   the default; with ``"batch"``, from the first batch's class means, spoof frames unweighted, which
   depend on the seed's shuffle and gave maps that varied more between seeds), then after each step
-  p_c <- m p_c + (1 - m) mean_c with momentum m = ``ema_momentum`` (0.99), where mean_bonafide is the
-  mean embedding of bona fide frames and mean_spoof the importance-weighted mean of spoof
-  utterances' frames (weights detached): the spoof prototype follows the frames the network finds
-  important. No gradient reaches the prototypes.
+  p_c <- m p_c + (1 - m) mean_c with momentum m = ``ema_momentum`` (0.99), where mean_c is the
+  batch's mean embedding of class c's frames (bona fide utterances' frames, spoof utterances'
+  frames; ``ema_target = "class_means"``, the default). No gradient reaches the prototypes. With
+  ``ema_target = "importance"``, mean_spoof is instead the importance-weighted mean of spoof
+  utterances' frames (weights detached), so the spoof prototype follows the frames the network
+  finds important. That loop reinforces itself: the prototype moves to the frames ranked highest,
+  which then rank higher still. On chapter 3's full profile it turned the spoof prototype away from
+  the bona fide one (cosine 0.09, against 0.985 for the class means) onto the most distinct spoofed
+  speech, and pooled frame AUC fell from 0.905 to 0.677 (the notebook's troubleshooting notes).
 - ``fixed`` (ablation): the global means of each class's frames over the training set (utterance
   labels only), computed once and never changed.
 - ``learnable`` (fallback): parameters initialised from the global means, trained by backprop through
@@ -89,12 +94,13 @@ from audioxai.runtime import resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PROTOTYPE_MODES", "EMA_INITS", "Stage2ModelConfig", "Stage2TrainConfig", "Stage2Config", "load_stage2_config",
+__all__ = ["PROTOTYPE_MODES", "EMA_INITS", "EMA_TARGETS", "Stage2ModelConfig", "Stage2TrainConfig", "Stage2Config", "load_stage2_config",
            "ImportanceNetwork", "PrototypeManager", "PrototypeExplainer", "Stage2History", "stage2_loss",
            "train_stage2", "nondegenerate_share", "detector_embeddings", "stage2_layers"]
 
 PROTOTYPE_MODES = ("ema", "fixed", "learnable")
 EMA_INITS = ("batch", "class_means")  # where the ema prototypes start (Stage2ModelConfig.ema_init)
+EMA_TARGETS = ("class_means", "importance")  # what the ema prototypes move towards (Stage2ModelConfig.ema_target)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "xai_stage2.yaml"
 BONAFIDE, SPOOF = 0, 1
 
@@ -110,6 +116,8 @@ class Stage2ModelConfig:
         ema_init: where the ``ema`` prototypes start: ``batch`` (the first training batch's class means)
             or ``class_means`` (the global class means over the training set, as ``fixed``); the first
             batch depends on the seed's shuffle, the global means do not.
+        ema_target: what each ``ema`` step moves towards: ``class_means`` (the batch's mean of each class's
+            frames) or ``importance`` (the spoof mean weighted by w(t); self-reinforcing, see above).
         temperature: tau of the contrastive loss. lambda_bonafide_reg, lambda_temporal_smooth,
             lambda_sparsity: regulariser weights (see the module docstring).
         lambda_mil, mil_fraction: weight of the multiple-instance term and the share of a spoof
@@ -127,6 +135,7 @@ class Stage2ModelConfig:
     importance_hidden_dim: int = 256
     ema_momentum: float = 0.99
     ema_init: str = "class_means"
+    ema_target: str = "class_means"
     temperature: float = 0.07
     lambda_bonafide_reg: float = 0.1
     lambda_temporal_smooth: float = 0.1
@@ -170,6 +179,8 @@ def load_stage2_config(path: str | os.PathLike[str] | None = DEFAULT_CONFIG, **o
         raise ConfigError(f"model.ema_momentum must be in [0, 1), got {m.ema_momentum}")
     if m.ema_init not in EMA_INITS:
         raise ConfigError(f"model.ema_init {m.ema_init!r}: choose one of {', '.join(EMA_INITS)}")
+    if m.ema_target not in EMA_TARGETS:
+        raise ConfigError(f"model.ema_target {m.ema_target!r}: choose one of {', '.join(EMA_TARGETS)}")
     if m.temperature <= 0:
         raise ConfigError(f"model.temperature must be positive, got {m.temperature}")
     if not (0.0 < m.mil_fraction <= 1.0):
@@ -222,13 +233,16 @@ class ImportanceNetwork(nn.Module):
 class PrototypeManager(nn.Module):
     """Bona fide and spoof prototypes in one of ``PROTOTYPE_MODES`` (see the module docstring)."""
 
-    def __init__(self, dim: int, mode: str = "ema", momentum: float = 0.99, ema_init: str = "class_means") -> None:
+    def __init__(self, dim: int, mode: str = "ema", momentum: float = 0.99, ema_init: str = "class_means",
+                 ema_target: str = "class_means") -> None:
         super().__init__()
         if mode not in PROTOTYPE_MODES:
             raise ConfigError(f"prototype mode {mode!r}: choose one of {', '.join(PROTOTYPE_MODES)}")
         if ema_init not in EMA_INITS:
             raise ConfigError(f"ema_init {ema_init!r}: choose one of {', '.join(EMA_INITS)}")
-        self.mode, self.momentum, self.ema_init = mode, momentum, ema_init
+        if ema_target not in EMA_TARGETS:
+            raise ConfigError(f"ema_target {ema_target!r}: choose one of {', '.join(EMA_TARGETS)}")
+        self.mode, self.momentum, self.ema_init, self.ema_target = mode, momentum, ema_init, ema_target
         init = torch.zeros(2, dim)
         if mode == "learnable":
             self.prototypes = nn.Parameter(init)
@@ -251,12 +265,15 @@ class PrototypeManager(nn.Module):
     @torch.no_grad()
     def update(self, embeddings: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
                valid: torch.Tensor) -> None:
-        """EMA step (``ema`` only): bona fide frames' mean; spoof utterances' importance-weighted mean."""
+        """EMA step (``ema`` only) towards the batch's bona fide frames' mean and its spoof utterances' frames'
+        mean, plain (``ema_target="class_means"``) or weighted by ``weights`` (``"importance"``)."""
         if self.mode != "ema":
             return
         e = F.normalize(embeddings, dim=-1)
         bona = valid & (labels[:, None] == BONAFIDE)
-        spoof = (valid & (labels[:, None] == SPOOF)).to(e.dtype) * weights.detach()
+        spoof = (valid & (labels[:, None] == SPOOF)).to(e.dtype)
+        if self.ema_target == "importance":
+            spoof = spoof * weights.detach()
         new = self.prototypes.clone()
         if bona.any():
             new[BONAFIDE] = e[bona].mean(dim=0)
@@ -353,7 +370,7 @@ class PrototypeExplainer(nn.Module):
         self.importance_net = ImportanceNetwork(sum(widths), cfg.importance_hidden_dim, cfg.context_frames, widths)
         proto = self.slices[cfg.prototype_layer]
         self.prototypes = PrototypeManager(proto.stop - proto.start, cfg.prototype_mode, cfg.ema_momentum,
-                                           cfg.ema_init)
+                                           cfg.ema_init, cfg.ema_target)
 
     def importance_input(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The part of the stage-2 embeddings the importance network reads."""

@@ -35,6 +35,7 @@ def test_defaults_are_the_design_notes():
     m = cfg.model
     assert (m.temperature, m.lambda_bonafide_reg, m.lambda_temporal_smooth, m.lambda_sparsity) == (0.07, 0.1, 0.1, 0.01)
     assert (m.importance_hidden_dim, m.prototype_mode, m.ema_momentum, m.ema_init) == (256, "ema", 0.99, "class_means")
+    assert m.ema_target == "class_means"
 
 
 def test_bad_keys_values_and_types_are_refused_by_name():
@@ -72,8 +73,35 @@ def test_modes_treat_prototypes_as_documented():
     assert not torch.allclose(learn.prototypes.prototypes, means)  # trained by backprop
     ema, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("ema"))
     assert not ema.prototypes.prototypes.requires_grad and bool(ema.prototypes.initialised)
-    # the EMA spoof prototype follows the important (spoof-direction) frames more than the plain class mean
-    assert ema.prototypes.prototypes[1, 1] > means[1, 1]
+    # the default EMA moves towards each batch's class means, so it stays at the global means it started from
+    # (every batch mean is an unbiased sample of them), yet it did move
+    assert not torch.equal(ema.prototypes.prototypes, means)
+    assert torch.allclose(ema.prototypes.prototypes, means, atol=0.05)
+    # the importance target: the spoof prototype follows the important (spoof-direction) frames instead
+    weighted, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("ema", ema_target="importance"))
+    assert weighted.prototypes.prototypes[1, 1] > means[1, 1] + 0.1
+    assert torch.allclose(weighted.prototypes.prototypes[0], ema.prototypes.prototypes[0], atol=0.05)
+
+
+def test_ema_targets_the_plain_or_the_importance_weighted_spoof_mean():
+    start = torch.eye(4)[2:]
+    emb = torch.tensor([[[1.0, 0, 0, 0], [1.0, 0, 0, 0]], [[0, 1.0, 0, 0], [1.0, 0, 0, 0]]])
+    labels, valid = torch.tensor([0, 1]), torch.ones(2, 2, dtype=torch.bool)
+    w = torch.tensor([[0.5, 0.5], [0.75, 0.25]])
+    plain = P.PrototypeManager(4, "ema", momentum=0.9)
+    plain.initialise(start)
+    plain.update(emb, labels, w, valid)  # spoof frames' plain mean (0.5, 0.5, 0, 0); w is ignored
+    assert torch.allclose(plain.prototypes[1], 0.9 * start[1] + 0.1 * torch.tensor([0.5, 0.5, 0, 0]))
+    weighted = P.PrototypeManager(4, "ema", momentum=0.9, ema_target="importance")
+    weighted.initialise(start)
+    weighted.update(emb, labels, w, valid)  # weighted by w: (0.75, 0.25) / 1
+    assert torch.allclose(weighted.prototypes[1], 0.9 * start[1] + 0.1 * torch.tensor([0.25, 0.75, 0, 0]))
+    for manager in (plain, weighted):  # bona fide: the plain mean of bona fide frames either way
+        assert torch.allclose(manager.prototypes[0], 0.9 * start[0] + 0.1 * torch.tensor([1.0, 0, 0, 0]))
+    with pytest.raises(ConfigError, match="ema_target"):
+        P.load_stage2_config(model={"ema_target": "weighted"})
+    with pytest.raises(ConfigError, match="ema_target"):
+        P.PrototypeManager(4, "ema", ema_target="median")
 
 
 def test_ema_update_moves_by_one_minus_momentum():
@@ -99,7 +127,8 @@ def test_ema_can_start_from_the_global_class_means_and_then_moves_by_one_minus_m
     batch_start.initialise(start)  # the batch start waits for the first batch
     assert not bool(batch_start.initialised) and not batch_start.prototypes.any()
     emb, labels, valid, _ = _toy()
-    ema, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg("ema", ema_init="class_means"))
+    ema, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid),
+                            _cfg("ema", ema_init="class_means", ema_target="importance"))
     assert ema.prototypes.ema_init == "class_means"
     assert ema.prototypes.prototypes[1, 1] > P._class_means(emb, labels, valid)[1, 1]  # follows important frames
     with pytest.raises(ConfigError, match="ema_init"):
