@@ -174,6 +174,45 @@ def test_uninformative_embeddings_give_intermediate_importance_not_a_collapse():
     assert w.mean() < 0.6 and w[labels == 0].mean() < w[labels == 1].mean() + 0.1  # and no collapse to 1
 
 
+@pytest.mark.parametrize("mode", P.PROTOTYPE_MODES)
+def test_at_the_default_weights_the_floor_keeps_uninformative_importance_off_zero(mode):
+    g = torch.Generator().manual_seed(3)
+    clips = torch.randn(24, 20, 8, generator=g)
+    emb = torch.cat([clips, clips])  # every clip once as bona fide, once as spoof: nothing can separate them
+    labels, valid = torch.arange(48) // 24, torch.ones(48, 20, dtype=torch.bool)
+    cfg = _cfg(mode)
+    assert cfg.model.lambda_mil_bonafide > cfg.model.lambda_mil  # the defaults under which w used to collapse
+    collapsed, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), _cfg(mode, lambda_mil_floor=0.0))
+    floored, _ = P.train_stage2((emb, labels, valid), (emb, labels, valid), cfg)
+    with torch.no_grad():
+        top = {name: ex(emb).topk(2, dim=1).values.mean(dim=1) for name, ex in
+               (("collapsed", collapsed), ("floored", floored))}
+    assert top["collapsed"].max() < 0.1  # without the floor: every frame near 0
+    spoof_top = top["floored"][labels == 1].mean()
+    assert 0.4 < spoof_top < 0.9  # with it: held near the floor (0.5), neither 0 nor 1
+    with torch.no_grad():
+        assert 0.05 < floored(emb).mean() < 0.7
+
+
+def test_the_floor_is_zero_above_mil_floor_and_linear_below():
+    cfg = _cfg().model
+    logits = torch.zeros(2, 10, 2)
+    labels, valid = torch.tensor([0, 1]), torch.ones(2, 10, dtype=torch.bool)
+    w = torch.zeros(2, 10)
+    w[1, 0] = 0.6  # the spoof utterance's top tenth (1 frame of 10) at 0.6: above the floor 0.5
+    assert P.stage2_loss(w, logits, labels, valid, cfg)["mil_floor"] == 0.0
+    w[1, 0] = 0.2
+    terms = P.stage2_loss(w, logits, labels, valid, cfg)
+    assert terms["mil_floor"] == pytest.approx(0.3)
+    no_floor = P.stage2_loss(w, logits, labels, valid, P.load_stage2_config(model={"lambda_mil_floor": 0.0}).model)
+    assert float(terms["total"] - no_floor["total"]) == pytest.approx(cfg.lambda_mil_floor * 0.3)
+    assert P.stage2_loss(w, logits, torch.tensor([0, 0]), valid, cfg)["mil_floor"] == 0.0  # no spoof utterance
+    with pytest.raises(ConfigError, match="mil_floor"):
+        P.load_stage2_config(model={"mil_floor": 1.5})
+    with pytest.raises(ConfigError, match="lambda_mil_floor"):
+        P.load_stage2_config(model={"lambda_mil_floor": -1.0})
+
+
 def test_the_bonafide_half_of_the_multiple_instance_term_penalises_important_bonafide_frames():
     cfg = _cfg().model
     logits = torch.zeros(2, 10, 2)
