@@ -89,7 +89,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -200,8 +200,7 @@ def load_stage2_config(path: str | os.PathLike[str] | None = DEFAULT_CONFIG, **o
         raise ConfigError(f"model.mil_fraction must be in (0, 1], got {m.mil_fraction}")
     if not (0.0 <= m.mil_floor <= 1.0):
         raise ConfigError(f"model.mil_floor must be in [0, 1], got {m.mil_floor}")
-    for key in ("lambda_bonafide_reg", "lambda_temporal_smooth", "lambda_sparsity", "lambda_mil",
-                "lambda_mil_bonafide", "lambda_mil_floor"):
+    for key in (f.name for f in fields(m) if f.name.startswith("lambda_")):
         if getattr(m, key) < 0:
             raise ConfigError(f"model.{key} must be zero or positive, got {getattr(m, key)}")
     if m.context_frames < 1 or m.context_frames % 2 == 0:
@@ -330,9 +329,12 @@ def stage2_loss(weights: torch.Tensor, proto_logits: torch.Tensor, labels: torch
     k = max(1, int(round(cfg.mil_fraction * weights.shape[1])))
     top = weights.masked_fill(~valid, 0.0).topk(k, dim=1).values.mean(dim=1)
     spoof_utt = labels != BONAFIDE
-    mil = (1 - top[spoof_utt]).mean() if spoof_utt.any() else weights.new_zeros(())
+    mil = floor = weights.new_zeros(())
+    if spoof_utt.any():
+        spoof_top = top[spoof_utt]
+        mil = (1 - spoof_top).mean()
+        floor = (cfg.mil_floor - spoof_top.mean()).clamp_min(0)
     mil_bona = top[~spoof_utt].mean() if (~spoof_utt).any() else weights.new_zeros(())
-    floor = (cfg.mil_floor - top[spoof_utt].mean()).clamp_min(0) if spoof_utt.any() else weights.new_zeros(())
     total = (contrastive + cfg.lambda_bonafide_reg * bona_reg + cfg.lambda_sparsity * sparsity
              + cfg.lambda_temporal_smooth * smooth + cfg.lambda_mil * mil + cfg.lambda_mil_bonafide * mil_bona
              + cfg.lambda_mil_floor * floor)
